@@ -1,0 +1,152 @@
+"""The one list of user-settable parameters, with defaults, types and ranges.
+
+The command line (``-p NAME VALUE``), the notebooks' ``parameters`` cells and
+the widget panels all read this registry, so a parameter is declared once.
+Defaults are what a user should get without tuning.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from .errors import ParameterError
+
+__all__ = ["Parameter", "PARAMETERS", "defaults", "stage_parameters", "parse_value",
+           "validate", "parse_pairs"]
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One parameter: its name, default, Python type, stage and allowed range."""
+
+    name: str
+    default: Any
+    type: type
+    stage: str
+    help: str
+    unit: str = ""
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple | None = None
+
+
+_P = Parameter
+_LIST = [
+    # -- simulate (used by `nanotools run` without INPUT and the first notebook)
+    _P("texture", "laminate", str, "simulate", "texture to simulate",
+       choices=("checkerboard", "laminate", "bent_wave")),
+    _P("sim_period_nm", 12.0, float, "simulate", "texture period", "nm", 1e-3),
+    _P("sim_thickness_nm", 40.0, float, "simulate", "film thickness", "nm", 1e-3),
+    _P("sim_total_counts", 1e9, float, "simulate", "total counts in the map", "counts", 1.0),
+    _P("sim_seed", 0, int, "simulate", "seed of the simulated noise", "", 0),
+    # -- preprocess
+    _P("period_nm", 0.0, float, "preprocess",
+       "texture period; 0 = measure from the satellite spacing", "nm", 0.0),
+    _P("thickness_nm", 0.0, float, "preprocess",
+       "film thickness; 0 = measure from the thickness fringes", "nm", 0.0),
+    _P("bin", 1, int, "preprocess", "bin the map by this factor along every axis", "", 1, 16),
+    _P("background", -1.0, float, "preprocess",
+       "flat background per pixel to subtract; -1 = estimate from the map's edges",
+       "counts", -1.0),
+    _P("unit_cell", "", str, "preprocess",
+       "lattice constants 'a,b,c' in angstrom for r.l.u. axes (overrides the file)"),
+    # -- phasing
+    _P("n_starts", 32, int, "phasing", "number of random starts", "", 1, 100000),
+    _P("algorithm", "RAAR**400 HIO**200 RAAR**400 ER**100", str, "phasing",
+       "sequence of ALGO**N steps, ALGO in ER, HIO, RAAR; total = n_iterations per start"),
+    _P("beta", 0.9, float, "phasing", "feedback parameter of HIO and RAAR", "", 0.0, 1.0),
+    _P("support_margin", 1.15, float, "phasing",
+       "initial support = estimated film slab x coherent patch, enlarged by this factor", "", 0.5, 4.0),
+    _P("shrink_wrap_every", 20, int, "phasing", "shrink-wrap period; 0 = never", "iterations", 0),
+    _P("shrink_wrap_threshold", 0.12, float, "phasing",
+       "shrink-wrap keeps pixels above this fraction of the blurred maximum", "", 0.0, 1.0),
+    _P("shrink_wrap_sigma_nm", 2.0, float, "phasing", "blur width of shrink-wrap", "nm", 0.0),
+    _P("amplitude_constraint", 0.0, float, "phasing",
+       "pull the amplitude inside the support towards a constant (0 = off, 1 = hard)",
+       "", 0.0, 1.0),
+    _P("precision", "single", str, "phasing", "floating-point precision",
+       choices=("single", "double")),
+    _P("backend", "numpy", str, "phasing", "array library", choices=("numpy", "cupy")),
+    _P("keep_runs", 16, int, "phasing", "number of best runs stored in result.h5", "", 0),
+    # -- patterns
+    _P("n_clusters", 3, int, "patterns", "number of k-means clusters", "", 1, 100),
+    _P("best_fraction", 0.5, float, "patterns",
+       "fraction of runs (lowest Fourier error) passed to pattern recognition", "", 0.0, 1.0),
+    _P("patch_threshold", 0.5, float, "patterns",
+       "a supercell is cut only where the run's amplitude envelope exceeds this fraction of its maximum",
+       "", 0.0, 1.0),
+]
+PARAMETERS: dict[str, Parameter] = {p.name: p for p in _LIST}
+
+
+def defaults(stage: str | None = None) -> dict[str, Any]:
+    """Default value of every parameter (of one stage, if given)."""
+    return {p.name: p.default for p in _LIST if stage is None or p.stage == stage}
+
+
+def stage_parameters(params: dict[str, Any], stage: str) -> dict[str, Any]:
+    """The entries of ``params`` that belong to ``stage``."""
+    return {k: v for k, v in params.items() if PARAMETERS[k].stage == stage}
+
+
+def parse_value(name: str, value: Any) -> Any:
+    """Convert ``value`` (a string from the command line or a literal) to the
+    parameter's type and check its range; raise :class:`ParameterError`."""
+    if name not in PARAMETERS:
+        known = ", ".join(sorted(PARAMETERS))
+        raise ParameterError(f"unknown parameter '{name}' (known: {known})")
+    p = PARAMETERS[name]
+    try:
+        if p.type is bool:
+            if isinstance(value, str):
+                if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError
+                value = value.lower() in ("true", "1", "yes")
+            converted = bool(value)
+        elif p.type is int:
+            if isinstance(value, bool):
+                raise ValueError
+            f = float(value)
+            if not f.is_integer():
+                raise ValueError
+            converted = int(f)
+        elif p.type is float:
+            if isinstance(value, bool):
+                raise ValueError
+            converted = float(value)
+            if converted != converted:  # NaN
+                raise ValueError
+        else:
+            if not isinstance(value, str):
+                raise ValueError
+            converted = value
+    except (TypeError, ValueError):
+        raise ParameterError(
+            f"parameter '{name}' must be of type {p.type.__name__}, got {value!r}") from None
+    if p.choices is not None and converted not in p.choices:
+        raise ParameterError(f"parameter '{name}' must be one of {', '.join(map(str, p.choices))}, "
+                             f"got {converted!r}")
+    if p.minimum is not None and converted < p.minimum:
+        raise ParameterError(f"parameter '{name}' must be >= {p.minimum}, got {converted!r}")
+    if p.maximum is not None and converted > p.maximum:
+        raise ParameterError(f"parameter '{name}' must be <= {p.maximum}, got {converted!r}")
+    return converted
+
+
+def validate(params: dict[str, Any] | None = None) -> dict[str, Any]:
+    """All parameters: the defaults updated with ``params``, each checked."""
+    full = defaults()
+    for name, value in (params or {}).items():
+        full[name] = parse_value(name, value)
+    return full
+
+
+def parse_pairs(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
+    """Parse ``-p NAME VALUE`` pairs from the command line into typed values."""
+    return {name: parse_value(name, value) for name, value in pairs}
+
+
+def to_json(params: dict[str, Any]) -> str:
+    """The parameter set as JSON, for provenance."""
+    return json.dumps(params, sort_keys=True)
