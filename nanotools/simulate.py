@@ -32,7 +32,7 @@ from .errors import ParameterError
 from .io import ReciprocalSpaceMap
 
 __all__ = ["TEXTURES", "Simulation", "texture_field", "film_object", "simulate_map",
-           "truth_supercell"]
+           "truth_supercell", "supercell_half_rows"]
 
 TEXTURES = ("checkerboard", "laminate", "bent_wave")
 
@@ -180,18 +180,24 @@ def truth_supercell(texture: str, *, period_nm: float, thickness_nm: float, pixe
     """One period x the film thickness of the texture, no patch envelope.
 
     Sampled on ``n_cell = round(period_nm / pixel_x)`` points across the
-    period and on the z pixels whose centre lies inside the film, on the same
-    z grid as :func:`film_object`. Returns complex, ``(n_cell, n_film)``.
+    period and on every z pixel the film touches (``2 m + 1`` rows centred on
+    the film, the interface rows weighted by their occupancy), on the same z
+    grid as :func:`film_object`. Returns complex, ``(n_cell, n_film)``.
     """
     dx, dz = pixel_nm[0], pixel_nm[-1]
     n_cell = max(int(round(period_nm / dx)), 2)
     x = np.arange(n_cell) * period_nm / n_cell
-    nz_half = int(np.floor(thickness_nm / 2 / dz + 0.5))
-    z = np.arange(-nz_half, nz_half + 1) * dz
-    z = z[np.abs(z) < thickness_nm / 2]
+    m = supercell_half_rows(thickness_nm, dz)
+    z = np.arange(-m, m + 1) * dz
     s, u = texture_field(texture, x[:, None], z[None, :] + thickness_nm / 2,
                          period_nm=period_nm, thickness_nm=thickness_nm, **texture_kw)
-    return s * np.exp(1j * G * u)
+    return _occupancy(z, thickness_nm, dz)[None, :] * s * np.exp(1j * G * u)
+
+
+def supercell_half_rows(thickness_nm: float, dz_nm: float) -> int:
+    """``m`` such that rows ``-m..m`` around the film centre hold every pixel
+    the film touches (occupancy > 0)."""
+    return max(int(np.ceil(thickness_nm / (2 * dz_nm) + 0.5 - 1e-9)) - 1, 0)
 
 
 def simulate_map(texture: str = "laminate", *, shape: tuple = (256, 128),

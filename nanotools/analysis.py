@@ -1,0 +1,282 @@
+"""Physics from a supercell: displacement, strain, comparison, resolution.
+
+A supercell is a complex array ``(n_cell, n_film)``: one texture period along
+x (periodic: the cell wraps around) by the film rows along z.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import optimize
+
+from .errors import ParameterError
+
+__all__ = ["SupercellMaps", "supercell_maps", "displacement", "strain",
+           "align_supercell", "compare_supercells", "fourier_shift", "prtf"]
+
+
+@dataclass
+class SupercellMaps:
+    """Physical maps of one supercell, all ``(n_cell, n_film)``.
+
+    Attributes
+    ----------
+    amplitude
+        Scattering strength (arbitrary units, mean 1 inside the film).
+    phase
+        Unwrapped phase (radians), amplitude-weighted mean 0.
+    displacement
+        Lattice displacement along G (angstrom): ``phase / |G|``.
+    strain_zz, strain_xz
+        ``du/dz`` and ``du/dx`` (dimensionless), from the phase gradient of
+        the complex field, so no unwrapping enters.
+    x_nm, z_nm
+        Pixel-centre coordinates (nm); z = 0 at the film centre.
+    """
+
+    amplitude: np.ndarray
+    phase: np.ndarray
+    displacement: np.ndarray
+    strain_zz: np.ndarray
+    strain_xz: np.ndarray
+    x_nm: np.ndarray
+    z_nm: np.ndarray
+
+
+def _remove_global_phase(cell: np.ndarray) -> np.ndarray:
+    """Rotate so that the amplitude-weighted mean phase is zero."""
+    s = np.sum(cell)
+    return cell * np.exp(-1j * np.angle(s)) if abs(s) > 0 else cell
+
+
+def displacement(cell: np.ndarray, G: float) -> np.ndarray:
+    """Displacement along G (angstrom) from the phase of ``cell``: global phase
+    removed, unwrapped (scikit-image), divided by ``|G|`` (1/angstrom)."""
+    from skimage.restoration import unwrap_phase
+
+    c = _remove_global_phase(np.asarray(cell))
+    phase = unwrap_phase(np.angle(c))
+    w = np.abs(c) ** 2
+    phase -= np.sum(phase * w) / max(np.sum(w), 1e-30)
+    return phase / G
+
+
+def strain(cell: np.ndarray, G: float, pixel_nm: tuple) -> tuple[np.ndarray, np.ndarray]:
+    """``(du/dz, du/dx)``, dimensionless, from ``Im(conj(c) grad c) / |c|^2 / |G|``.
+
+    x is periodic (one texture period), z is not.
+    """
+    c = np.asarray(cell)
+    dx_A, dz_A = pixel_nm[0] * 10.0, pixel_nm[-1] * 10.0
+    mag2 = np.maximum(np.abs(c) ** 2, 1e-12 * np.max(np.abs(c) ** 2))
+    # periodic central difference along x, one-sided at the film's edges along z
+    dcdx = (np.roll(c, -1, axis=0) - np.roll(c, 1, axis=0)) / (2 * dx_A)
+    dcdz = np.gradient(c, dz_A, axis=-1)
+    return (np.imag(np.conj(c) * dcdz) / mag2 / G, np.imag(np.conj(c) * dcdx) / mag2 / G)
+
+
+def supercell_maps(cell: np.ndarray, *, G: float, pixel_nm: tuple) -> SupercellMaps:
+    """Amplitude, phase, displacement (angstrom) and strain maps of a supercell.
+
+    Parameters
+    ----------
+    cell
+        Complex ``(n_cell, n_film)``.
+    G
+        Bragg vector length (1/angstrom).
+    pixel_nm
+        ``(dx, dz)`` of the supercell's samples (nm).
+    """
+    c = _remove_global_phase(np.asarray(cell))
+    amp = np.abs(c)
+    inside = amp > 0.5 * amp.max()
+    scale = amp[inside].mean() if inside.any() else 1.0
+    u = displacement(c, G)
+    ezz, exz = strain(c, G, pixel_nm)
+    nx, nz = c.shape
+    return SupercellMaps(amplitude=amp / scale, phase=u * G, displacement=u,
+                         strain_zz=ezz, strain_xz=exz,
+                         x_nm=np.arange(nx) * pixel_nm[0],
+                         z_nm=(np.arange(nz) - nz // 2) * pixel_nm[-1])
+
+
+def fourier_shift(cell: np.ndarray, shift_x: float, shift_z: float = 0.0) -> np.ndarray:
+    """Shift a supercell by ``(shift_x, shift_z)`` pixels (band-limited).
+
+    Periodic along x (a supercell wraps around); along z the cell is padded
+    with zeros to twice its height first, so nothing wraps into the film.
+    """
+    c = np.asarray(cell)
+    nx, nz = c.shape
+    pad = np.zeros((nx, 2 * nz), complex)
+    pad[:, :nz] = c
+    kx = np.fft.fftfreq(nx)[:, None]
+    kz = np.fft.fftfreq(2 * nz)[None, :]
+    out = np.fft.ifft2(np.fft.fft2(pad) * np.exp(-2j * np.pi * (kx * shift_x + kz * shift_z)))
+    # keep the original window; what moved out along z is lost, as it should be
+    return out[:, :nz]
+
+
+def _error(t: np.ndarray, r: np.ndarray) -> tuple[float, complex]:
+    """min over a complex scalar a of ||a r - t|| / ||t||, and that a."""
+    nr = np.vdot(r, r).real
+    if nr == 0:
+        return 1.0, 0j
+    a = np.vdot(r, t) / nr
+    return float(np.linalg.norm(a * r - t) / np.linalg.norm(t)), a
+
+
+def _best_integer_shift(t: np.ndarray, r: np.ndarray, max_dz: int) -> tuple[int, int, float]:
+    """Cyclic x shift and bounded z shift of ``r`` maximising |<t, shifted r>|."""
+    nx, nz = t.shape
+    T = np.fft.fft(t, axis=0)
+    best = (0, 0, -1.0)
+    for dz in range(-max_dz, max_dz + 1):
+        rz = np.zeros_like(r)
+        if dz >= 0:
+            rz[:, dz:] = r[:, :nz - dz]
+        else:
+            rz[:, :nz + dz] = r[:, -dz:]
+        # correlation over cyclic x shifts, summed over z
+        c = np.fft.ifft(T * np.conj(np.fft.fft(rz, axis=0)), axis=0).sum(axis=1)
+        k = int(np.argmax(np.abs(c)))
+        if np.abs(c[k]) > best[2]:
+            best = (k, dz, float(np.abs(c[k])))
+    sx = best[0] if best[0] <= nx // 2 else best[0] - nx
+    return sx, best[1], best[2]
+
+
+def _apply(r: np.ndarray, sx: float, sz: float, kx: float, kz: float) -> np.ndarray:
+    """Multiply ``r`` by a centred linear phase ramp of (kx, kz) radians per
+    pixel, then shift it by (sx, sz) pixels. In this order because a cell cut
+    from a ramped field is ``shifted truth x ramp``: the ramp must come off
+    before the cyclic shift moves its wrap-around jump into the cell."""
+    nx, nz = r.shape
+    x = np.arange(nx)[:, None] - (nx - 1) / 2
+    z = np.arange(nz)[None, :] - (nz - 1) / 2
+    return fourier_shift(r * np.exp(1j * (kx * x + kz * z)), sx, sz)
+
+
+def align_supercell(cell: np.ndarray, reference: np.ndarray, *, twin: bool | None = None,
+                    ramp: bool = True, max_dz: int = 3) -> tuple[np.ndarray, dict]:
+    """Bring ``cell`` onto ``reference``: lateral (periodic) and vertical
+    shift, twin, linear phase ramp, global phase and scale.
+
+    Parameters
+    ----------
+    cell, reference
+        Complex supercells of one shape ``(n_cell, n_film)``.
+    twin
+        True/False to force the twin choice; None tries both.
+    ramp
+        Also remove a linear phase ramp (the choice of Bragg-peak centre).
+    max_dz
+        Largest vertical shift searched (pixels).
+
+    Returns
+    -------
+    aligned, info
+        The aligned cell (scaled onto the reference) and a dict with
+        ``error`` (normalised complex error), ``shift`` (x, z pixels),
+        ``twin``, ``ramp`` (radians per pixel, x and z), ``scale`` (complex).
+    """
+    t = np.asarray(reference, complex)
+    c = np.asarray(cell, complex)
+    if t.shape != c.shape:
+        raise ParameterError(f"supercells differ in shape: {c.shape} vs {t.shape}")
+    if not np.any(t) or not np.isfinite(t).all() or not np.isfinite(c).all():
+        raise ParameterError("supercells must be finite and the reference non-zero")
+    best = None
+    for tw in ((False, True) if twin is None else (twin,)):
+        r = np.conj(c[::-1, ::-1]) if tw else c
+        sx, sz, _ = _best_integer_shift(t, r, max_dz)
+
+        def cost(p):
+            return _error(t, _apply(r, p[0], p[1], p[2] if ramp else 0.0,
+                                    p[3] if ramp else 0.0))[0]
+
+        x0 = np.array([sx, sz, 0.0, 0.0])
+        res = optimize.minimize(cost, x0, method="Powell",
+                                options={"xtol": 1e-3, "ftol": 1e-7, "maxfev": 4000})
+        p = res.x if res.fun <= cost(x0) else x0
+        err = cost(p)
+        if best is None or err < best[0]:
+            best = (err, tw, p)
+    err, tw, p = best
+    r = np.conj(c[::-1, ::-1]) if tw else c
+    moved = _apply(r, p[0], p[1], p[2] if ramp else 0.0, p[3] if ramp else 0.0)
+    _, a = _error(t, moved)
+    info = dict(error=err, twin=bool(tw), shift=(float(p[0]), float(p[1])),
+                ramp=(float(p[2]), float(p[3])) if ramp else (0.0, 0.0), scale=complex(a))
+    return a * moved, info
+
+
+def compare_supercells(reconstruction: np.ndarray, truth: np.ndarray, *,
+                       ramp: bool = True) -> float:
+    """Normalised complex error between a reconstructed and a true supercell.
+
+    Removes every ambiguity of the problem first: lateral shift (periodic),
+    shift along z, twin (complex conjugate of the inverted cell), linear
+    phase ramp, global phase and overall scale; then returns
+    ``min || a R' - T || / || T ||``. 0 is perfect; 1 means nothing in common.
+
+    Parameters
+    ----------
+    reconstruction, truth
+        Complex ``(n_cell, n_film)`` arrays of one shape.
+    """
+    return align_supercell(reconstruction, truth, ramp=ramp)[1]["error"]
+
+
+def prtf(cells: np.ndarray, *, pixel_nm: tuple, threshold: float = 1 / np.e
+         ) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Phase-retrieval transfer function of aligned supercells, and resolution.
+
+    ``PRTF(q) = |<F_k(q)>| / sqrt(<|F_k(q)|^2>)`` over the members ``k``: 1
+    where every start agrees on the phase, towards 0 where they do not.
+
+    Parameters
+    ----------
+    cells
+        Aligned complex supercells ``(n, n_cell, n_film)``.
+    pixel_nm
+        ``(dx, dz)`` (nm).
+    threshold
+        The resolution is the smallest length (nm) whose PRTF stays above this.
+
+    Returns
+    -------
+    q, curve, resolution
+        ``q`` (1/nm, radial bins), the azimuthally averaged PRTF, and a dict
+        with ``x_nm``, ``z_nm`` (resolution along each axis) and ``nm``
+        (radial).
+    """
+    cells = np.asarray(cells)
+    F = np.fft.fft2(cells, axes=(1, 2))
+    num = np.abs(F.mean(axis=0))
+    den = np.sqrt((np.abs(F) ** 2).mean(axis=0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p2 = np.where(den > 1e-12 * den.max(), num / den, 0.0)
+    n_cell, n_film = cells.shape[1:]
+    qx = 2 * np.pi * np.fft.fftfreq(n_cell, pixel_nm[0])[:, None]
+    qz = 2 * np.pi * np.fft.fftfreq(n_film, pixel_nm[-1])[None, :]
+    qr = np.sqrt(qx ** 2 + qz ** 2)
+    edges = np.linspace(0, qr.max() + 1e-9, max(min(n_cell, n_film) // 2, 2) + 1)
+    idx = np.digitize(qr.ravel(), edges) - 1
+    curve = np.array([p2.ravel()[idx == i].mean() if np.any(idx == i) else np.nan
+                      for i in range(len(edges) - 1)])
+    q = 0.5 * (edges[1:] + edges[:-1])
+
+    def cutoff(line_q, line_p):
+        order = np.argsort(line_q)
+        lq, lp = line_q[order], line_p[order]
+        ok = lp >= threshold
+        # the largest q up to which the PRTF has stayed above threshold
+        below = np.nonzero(~ok)[0]
+        qmax = lq[below[0] - 1] if len(below) and below[0] > 0 else (lq[-1] if ok.all() else lq[0])
+        return float(2 * np.pi / qmax) if qmax > 0 else float("inf")
+
+    res = dict(x_nm=cutoff(np.abs(qx[:, 0]), p2[:, 0]), z_nm=cutoff(np.abs(qz[0]), p2[0]),
+               nm=cutoff(q[np.isfinite(curve)], curve[np.isfinite(curve)]))
+    return q, curve, res
