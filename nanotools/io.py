@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ReciprocalSpaceMap", "save_stage", "load_stage"]
+__all__ = ["ReciprocalSpaceMap", "read_map", "write_map", "save_stage", "load_stage"]
 
 #: Version of the layout written by :func:`save_stage`; bumped when it changes.
 STAGE_FORMAT = 1
@@ -374,3 +374,907 @@ def load_stage(path: str | os.PathLike, cls: type | None = None) -> Any:
         raise InputError(f"stage file holds a {type(obj).__name__}, expected {cls.__name__}",
                          path)
     return obj
+
+
+# ---------------------------------------------------------------------------
+# Reading maps
+# ---------------------------------------------------------------------------
+
+# Axis names that say "out-of-plane" (compared lower-case, without '_', '-',
+# spaces): q_z, Ql (r.l.u. of a (00l) film), L, q_perp, ...
+_OOP_NAMES = {"qz", "ql", "l", "qperp", "qoop", "outofplane", "qoutofplane", "qnormal", "kz"}
+_INPLANE_ORDER = {"qx": 0, "h": 0, "qh": 0, "qpar": 0, "qip": 0, "x": 0,
+                  "qy": 1, "k": 1, "qk": 1, "y": 1}
+_RLU_CELL_INDEX = {"h": 0, "qh": 0, "k": 1, "qk": 1, "l": 2, "ql": 2}
+_MIN_POINTS = 4  # an axis with fewer points cannot hold a peak and its width
+
+
+def _norm_name(name: str) -> str:
+    return "".join(ch for ch in str(name).lower() if ch.isalnum())
+
+
+def _unit_kind(units: str | None):
+    """Classify an axis' ``units`` string.
+
+    Returns ``("q", factor)`` (multiply to get 1/angstrom), ``("rlu", None)``
+    or ``None`` when the string is not a reciprocal length.
+    """
+    if units is None:
+        return None
+    u = str(units).strip().lower().replace(" ", "").replace("ångström", "angstrom")
+    u = u.replace("å", "angstrom").replace("**", "^").replace("inverse", "1/")
+    if u in {"1/angstrom", "angstrom^-1", "angstrom-1", "1/a", "a^-1", "a-1", "1/ang",
+             "ang^-1", "1/angstroms", "angstroms^-1", "1/aa"}:
+        return ("q", 1.0)
+    if u in {"1/nm", "nm^-1", "nm-1", "1/nanometer", "1/nanometre"}:
+        return ("q", 0.1)
+    if u in {"rlu", "r.l.u.", "r.l.u", "reciprocallatticeunits", "reciprocallatticeunit"}:
+        return ("rlu", None)
+    return None
+
+
+def _decode(value) -> Any:
+    """h5py attributes come back as bytes, numpy strings or arrays of them."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, np.ndarray):
+        if value.ndim == 0:
+            return _decode(value[()])
+        return [_decode(v) for v in value.tolist()]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+@dataclass
+class _RawAxis:
+    name: str
+    values: np.ndarray
+    units: str | None
+    long_name: str = ""
+
+
+@dataclass
+class _RawMap:
+    """A map as found in a file, before validation and reordering."""
+
+    intensity: Any
+    mask: Any
+    axes: list
+    unit_cell: tuple | None = None
+    out_of_plane_hint: Any = None
+    metadata: dict = field(default_factory=dict)
+    stored: dict = field(default_factory=dict)  # what write_map stored verbatim
+    where: str = ""
+
+
+def _parse_unit_cell(value, path) -> tuple:
+    """``'a,b,c'``, one number (cubic) or a sequence -> (a, b, c) in angstrom."""
+    from .errors import ParameterError
+
+    if isinstance(value, str):
+        parts = [p for p in value.replace(";", ",").replace(" ", ",").split(",") if p]
+    else:
+        parts = list(np.ravel(np.asarray(value, dtype=object)))
+    try:
+        numbers = [float(p) for p in parts]
+    except (TypeError, ValueError):
+        raise ParameterError(f"unit_cell must be 'a,b,c' in angstrom, got {value!r}") from None
+    if len(numbers) == 1:
+        numbers = numbers * 3
+    if len(numbers) not in (3, 6) or not all(np.isfinite(numbers[:3])) or min(numbers[:3]) <= 0:
+        raise ParameterError(f"unit_cell must be three positive lengths 'a,b,c' in angstrom, "
+                             f"got {value!r}")
+    return tuple(numbers)
+
+
+def _find_unit_cell(h5, start) -> tuple | None:
+    """Lattice constants from an NXsample group (NeXus ``unit_cell`` /
+    ``unit_cell_abc``, or NXrefine's and Mantid's ``unitcell_a`` ...)."""
+    import h5py
+
+    samples = []
+
+    def visit(name, obj):
+        if isinstance(obj, h5py.Group) and _decode(obj.attrs.get("NX_class")) == "NXsample":
+            samples.append(obj)
+
+    try:
+        start.visititems(visit)
+        if start.name != "/":
+            h5.visititems(visit)
+    except (OSError, RuntimeError, KeyError):
+        return None
+    for sample in samples:
+        for key in ("unit_cell", "unit_cell_abc"):
+            if key in sample:
+                try:
+                    cell = np.asarray(sample[key][...], dtype=float).ravel()
+                except (OSError, TypeError, ValueError):
+                    continue
+                if cell.size >= 3:
+                    return tuple(float(v) for v in cell[:6])
+        for prefix in ("unit_cell_", "unitcell_", "lattice_"):
+            names = [prefix + k for k in ("a", "b", "c")]
+            if all(n in sample for n in names):
+                try:
+                    abc = [float(np.ravel(sample[n][...])[0]) for n in names]
+                    angles = [float(np.ravel(sample[prefix + k][...])[0])
+                              for k in ("alpha", "beta", "gamma") if prefix + k in sample]
+                except (OSError, TypeError, ValueError, IndexError):
+                    continue
+                return tuple(abc + (angles if len(angles) == 3 else []))
+    return None
+
+
+def _find_temperature(h5, start) -> float | None:
+    import h5py
+
+    found = []
+
+    def visit(name, obj):
+        if (isinstance(obj, h5py.Group) and _decode(obj.attrs.get("NX_class")) == "NXsample"
+                and "temperature" in obj and not found):
+            try:
+                ds = obj["temperature"]
+                value = float(np.ravel(ds[...])[0])
+                units = str(_decode(ds.attrs.get("units", "K"))).strip()
+                if units in ("C", "degC", "celsius", "Celsius"):
+                    value += 273.15
+                if np.isfinite(value):
+                    found.append(value)
+            except (OSError, TypeError, ValueError, IndexError, KeyError):
+                pass
+
+    try:
+        (start if start.name != "/" else h5).visititems(visit)
+    except (OSError, RuntimeError, KeyError):
+        return None
+    return found[0] if found else None
+
+
+def _find_nxdata(h5, data_path, path):
+    """The NXdata group to read: ``data_path``, else the ``default`` chain,
+    else the first NXdata group in the file."""
+    import h5py
+
+    from .errors import InputError
+
+    if data_path:
+        try:
+            node = h5[data_path]
+        except (KeyError, OSError, ValueError):
+            raise InputError(f"no group or dataset '{data_path}' in the file", path) from None
+        return node
+    node = h5
+    # NeXus: the root's `default` names an NXentry, the entry's `default` its
+    # NXdata; some writers put a whole path in it.
+    for _ in range(8):
+        target = _decode(node.attrs.get("default")) if "default" in node.attrs else None
+        if not isinstance(target, str) or not target:
+            break
+        try:
+            child = node[target]
+        except (KeyError, OSError, ValueError):
+            break
+        if not isinstance(child, h5py.Group):
+            break
+        node = child
+        if _decode(node.attrs.get("NX_class")) == "NXdata":
+            return node
+    found = []
+
+    def visit(name, obj):
+        if isinstance(obj, h5py.Group) and _decode(obj.attrs.get("NX_class")) == "NXdata":
+            found.append(obj)
+            return True  # stop at the first one
+        return None
+
+    try:
+        h5.visititems(visit)
+    except (OSError, RuntimeError) as exc:
+        raise InputError(f"the HDF5 file is damaged (truncated?): {exc}", path) from None
+    if not found:
+        raise InputError("no NXdata group in the file (a NeXus map needs an NXdata group "
+                         "with 'signal' and 'axes' attributes; --data picks a group)", path)
+    return found[0]
+
+
+def _read_hdf5(path: Path, data_path: str | None) -> _RawMap:
+    import h5py
+
+    from .errors import InputError
+
+    try:
+        h5 = h5py.File(path, "r")
+    except OSError as exc:
+        text = str(exc)
+        if "truncated" in text.lower() or "eof" in text.lower():
+            raise InputError("the HDF5 file is truncated (incomplete copy?)", path) from None
+        raise InputError(f"cannot open the HDF5 file ({text.splitlines()[0] if text else 'OSError'})",
+                         path) from None
+    with h5:
+        node = _find_nxdata(h5, data_path, path)
+        where = node.name
+        if isinstance(node, h5py.Dataset):  # --data pointed at the signal itself
+            signal, group = node, node.parent
+        else:
+            group = node
+            signal_name = _decode(group.attrs.get("signal")) if "signal" in group.attrs else None
+            signal = None
+            if isinstance(signal_name, str) and signal_name:
+                if signal_name not in group:
+                    raise InputError(f"NXdata group {where} names signal '{signal_name}', "
+                                     "which does not exist (broken external link?)", path)
+                signal = group[signal_name]
+            else:  # NeXus 2: a dataset with attribute signal=1
+                for key in group:
+                    try:
+                        obj = group[key]
+                    except (KeyError, OSError):
+                        continue
+                    if isinstance(obj, h5py.Dataset) and str(_decode(obj.attrs.get("signal", ""))) == "1":
+                        signal = obj
+                        break
+            if signal is None:
+                raise InputError(f"NXdata group {where} has no 'signal' attribute naming the "
+                                 "intensity dataset", path)
+            if not isinstance(signal, h5py.Dataset):
+                raise InputError(f"the signal {signal.name} is not a dataset", path)
+        shape = signal.shape
+        if shape is None or len(shape) not in (2, 3):
+            ndim = 0 if shape is None else len(shape)
+            raise InputError(f"the signal {signal.name} has {ndim} dimension(s) {shape}; "
+                             "expected 2 (x, z) or 3 (x, y, z)", path)
+        if signal.dtype.kind not in "biuf":
+            raise InputError(f"the signal {signal.name} holds {signal.dtype} values; "
+                             "expected real numbers (counts)", path)
+
+        # axis names: group attribute `axes` (list, or 'a:b:c'), else the
+        # signal's own `axes` attribute (NeXus 2), else AXIS_indices.
+        axes_attr = None
+        for holder in (group, signal):
+            if "axes" in holder.attrs:
+                axes_attr = _decode(holder.attrs["axes"])
+                break
+        if isinstance(axes_attr, str):
+            axes_attr = [a for a in axes_attr.replace(",", ":").split(":")]
+        names = [None] * len(shape)
+        if isinstance(axes_attr, list):
+            if len(axes_attr) != len(shape):
+                raise InputError(f"NXdata group {where} lists {len(axes_attr)} axes for a "
+                                 f"{len(shape)}-D signal {tuple(shape)}", path)
+            names = [str(a).strip() for a in axes_attr]
+        for key, value in group.attrs.items():
+            if key.endswith("_indices"):
+                idx = _decode(value)
+                idx = idx[0] if isinstance(idx, list) and len(idx) == 1 else idx
+                if isinstance(idx, int) and 0 <= idx < len(shape) and names[idx] in (None, ".", ""):
+                    names[idx] = key[: -len("_indices")]
+        axes = []
+        for i, name in enumerate(names):
+            if name in (None, ".", ""):
+                raise InputError(f"NXdata group {where} gives no axis for dimension {i} of "
+                                 f"the signal (needs an 'axes' attribute)", path)
+            if name not in group or not isinstance(group[name], h5py.Dataset):
+                raise InputError(f"axis '{name}' named in {where} is missing", path)
+            ds = group[name]
+            try:
+                values = np.asarray(ds[...])
+            except (OSError, TypeError, ValueError) as exc:
+                raise InputError(f"cannot read axis '{name}' ({exc})", path) from None
+            if values.dtype.kind not in "biuf":
+                raise InputError(f"axis '{name}' holds {values.dtype} values, not numbers", path)
+            units = _decode(ds.attrs.get("units")) if "units" in ds.attrs else None
+            long_name = _decode(ds.attrs.get("long_name", ""))
+            axes.append(_RawAxis(name, values.astype(np.float64), units if isinstance(units, str)
+                                 else None, long_name if isinstance(long_name, str) else ""))
+        try:
+            intensity = signal[...]
+        except (OSError, RuntimeError) as exc:
+            raise InputError(f"cannot read the signal {signal.name}: the file is damaged or "
+                             f"truncated ({str(exc).splitlines()[0]})", path) from None
+        mask = None
+        if "mask" in group and isinstance(group["mask"], h5py.Dataset):
+            try:
+                mask = group["mask"][...]
+            except (OSError, RuntimeError) as exc:
+                raise InputError(f"cannot read the mask ({exc})", path) from None
+        weights = None
+        wname = _decode(group.attrs.get("weights")) if "weights" in group.attrs else None
+        wname = wname if isinstance(wname, str) and wname in group else (
+            "weights" if "weights" in group else None)
+        if wname and isinstance(group[wname], h5py.Dataset) and group[wname].shape == shape:
+            try:
+                weights = np.asarray(group[wname][...], dtype=np.float64)
+            except (OSError, RuntimeError, TypeError, ValueError):
+                weights = None
+        raw = _RawMap(intensity=intensity, mask=mask, axes=axes, where=where)
+        if weights is not None:
+            raw.metadata["weights"] = wname
+            raw.stored["weights"] = weights
+        hint = _decode(group.attrs.get("out_of_plane_axis")) if "out_of_plane_axis" in group.attrs else None
+        raw.out_of_plane_hint = hint
+        entry = group.parent if group.name != "/" else h5
+        raw.unit_cell = _find_unit_cell(h5, entry)
+        temperature = _find_temperature(h5, entry)
+        if temperature is not None:
+            raw.metadata["temperature_K"] = temperature
+        # what write_map stored verbatim, so that a round trip is exact
+        if "nt_axis_names" in group.attrs:
+            raw.stored["axis_names"] = tuple(str(n) for n in _decode(group.attrs["nt_axis_names"])) \
+                if isinstance(_decode(group.attrs["nt_axis_names"]), list) else None
+        for key in ("nt_out_of_plane_reason", "nt_source"):
+            if key in group.attrs:
+                raw.stored[key] = str(_decode(group.attrs[key]))
+        if "nt_metadata" in group:
+            try:
+                raw.stored["metadata"] = _read_value(group["nt_metadata"])
+            except (KeyError, ValueError, TypeError, ImportError, AttributeError, OSError):
+                pass
+    return raw
+
+
+def _linspace_axis(spec, n: int, path) -> _RawAxis:
+    """One entry of the ``axes`` argument: ``(name, start, stop, units)`` or
+    ``(name, values, units)``."""
+    from .errors import ParameterError
+
+    try:
+        if len(spec) == 4:
+            name, start, stop, units = spec
+            values = np.linspace(float(start), float(stop), n)
+        elif len(spec) == 3:
+            name, values, units = spec
+            values = np.asarray(values, dtype=np.float64)
+        else:
+            raise ValueError
+    except (TypeError, ValueError):
+        raise ParameterError(f"an axis must be (NAME, START, STOP, UNITS) or (NAME, VALUES, UNITS), "
+                             f"got {spec!r}") from None
+    return _RawAxis(str(name), values, str(units))
+
+
+def _read_numpy(path: Path, axes_spec) -> _RawMap:
+    from .errors import InputError, ParameterError
+
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except ValueError as exc:
+        raise InputError(f"cannot read the NumPy file ({exc})", path) from None
+    except (OSError, EOFError) as exc:
+        raise InputError(f"cannot read the NumPy file: damaged or truncated ({exc})", path) from None
+    except Exception as exc:  # zipfile.BadZipFile and friends from a damaged .npz
+        raise InputError(f"cannot read the NumPy file: damaged or truncated ({exc})", path) from None
+    mask = None
+    axes = []
+    unit_cell = None
+    if isinstance(loaded, np.ndarray):
+        intensity = loaded
+    else:
+        try:
+            with loaded as npz:
+                keys = list(npz.keys())
+                arrays = {k: npz[k] for k in keys}
+        except Exception as exc:  # BadZipFile, CRC errors, ValueError on pickles
+            raise InputError(f"cannot read the .npz file ({exc})", path) from None
+        for key in ("intensity", "signal", "data", "counts"):
+            if key in arrays:
+                intensity = arrays[key]
+                break
+        else:
+            if len(arrays) == 1:
+                intensity = next(iter(arrays.values()))
+            else:
+                raise InputError("the .npz file has no array named 'intensity' (found: "
+                                 + ", ".join(keys) + ")", path)
+        mask = arrays.get("mask")
+        if "unit_cell" in arrays:
+            unit_cell = _parse_unit_cell(arrays["unit_cell"].tolist(), path)
+        if axes_spec is None and "axes" in arrays:
+            names = [str(n) for n in np.ravel(arrays["axes"])]
+            units = ([str(u) for u in np.ravel(arrays["units"])] if "units" in arrays
+                     else ["1/angstrom"] * len(names))
+            if len(units) != len(names):
+                raise InputError("the .npz 'units' array must have one entry per axis", path)
+            for name, unit in zip(names, units):
+                if name not in arrays:
+                    raise InputError(f"the .npz file lists axis '{name}' but has no array of "
+                                     "that name", path)
+                axes.append(_RawAxis(name, np.asarray(arrays[name]).astype(np.float64)
+                                     if np.asarray(arrays[name]).dtype.kind in "biuf"
+                                     else np.asarray(arrays[name]), unit))
+    if not isinstance(intensity, np.ndarray):
+        raise InputError("the file holds no array", path)
+    if intensity.ndim not in (2, 3):
+        raise InputError(f"the intensity array has {intensity.ndim} dimension(s) "
+                         f"{intensity.shape}; expected 2 (x, z) or 3 (x, y, z)", path)
+    if intensity.dtype.kind not in "biuf":
+        raise InputError(f"the intensity array holds {intensity.dtype} values; expected real "
+                         "numbers (counts)", path)
+    if axes_spec is not None:
+        if len(axes_spec) != intensity.ndim:
+            raise ParameterError(f"{len(axes_spec)} axes given for a {intensity.ndim}-D map "
+                                 f"{intensity.shape} ({path})")
+        axes = [_linspace_axis(spec, n, path) for spec, n in zip(axes_spec, intensity.shape)]
+    if not axes:
+        raise InputError("a NumPy map needs its axes: give one --axis NAME START STOP UNITS "
+                         "per dimension (or store 'axes' and the axis arrays in the .npz)", path)
+    if len(axes) != intensity.ndim:
+        raise InputError(f"{len(axes)} axes for a {intensity.ndim}-D map {intensity.shape}", path)
+    for ax in axes:
+        if not isinstance(ax.values, np.ndarray) or ax.values.dtype.kind not in "f":
+            raise InputError(f"axis '{ax.name}' does not hold numbers", path)
+    return _RawMap(intensity=intensity, mask=mask, axes=axes, unit_cell=unit_cell,
+                   where="(NumPy array)")
+
+
+def _profile(intensity: np.ndarray, valid: np.ndarray, peak: tuple, axis: int) -> np.ndarray:
+    """1-D profile through ``peak`` along ``axis``, averaged over +-1 pixel
+    across (robust to one bad pixel), masked pixels interpolated."""
+    index = []
+    for d, p in enumerate(peak):
+        if d == axis:
+            index.append(slice(None))
+        else:
+            index.append(slice(max(p - 1, 0), p + 2))
+    block = np.where(valid, intensity, 0.0)[tuple(index)]
+    weight = valid[tuple(index)].astype(float)
+    others = tuple(d for d in range(intensity.ndim) if d != axis)
+    num = block.sum(axis=others)
+    den = weight.sum(axis=others)
+    good = den > 0
+    prof = np.zeros(num.shape)
+    prof[good] = num[good] / den[good]
+    if good.sum() >= 2 and not good.all():
+        idx = np.arange(prof.size)
+        prof[~good] = np.interp(idx[~good], idx[good], prof[good])
+    return prof
+
+
+def _fringe_ratio(prof: np.ndarray, p: int) -> tuple[float, float]:
+    """Distance from the peak to its first side maximum, over the central
+    lobe's full width at half maximum (both in pixels), the smaller of the
+    two sides (``inf`` if there is no side maximum), and that width.
+
+    A film's thickness fringes (|sinc|^2) give ~1.6: the first side maximum
+    sits at 1.43 fringe spacings and the central lobe is 0.9 spacing wide. A
+    lateral satellite of a texture seen through a coherent patch several
+    periods wide sits many central-peak widths away (ratio > 3).
+    """
+    top = prof[p]
+    if top <= 0:
+        return np.inf, 0.0
+    half = top / 2
+    widths = []
+    for step in (1, -1):
+        i = p
+        while 0 <= i + step < prof.size and prof[i + step] > half:
+            i += step
+        if not 0 <= i + step < prof.size:
+            return np.inf, float(prof.size)
+        a, b = prof[i], prof[i + step]  # linear interpolation of the crossing
+        widths.append(abs(i - p) + (a - half) / (a - b) if a != b else abs(i - p))
+    fwhm = sum(widths)
+    ratios = []
+    for step in (1, -1):
+        i = p
+        while 0 <= i + step < prof.size and prof[i + step] <= prof[i]:
+            i += step  # walk down to the first minimum
+        minimum = prof[i]
+        j = i
+        while 0 <= j + step < prof.size and prof[j + step] >= prof[j]:
+            j += step  # then up to the next maximum
+        if j != i and prof[j] > 1.5 * max(minimum, 1e-300) and prof[j] > 1e-4 * top:
+            ratios.append(abs(j - p) / max(fwhm, 1e-9))
+    return (min(ratios) if ratios else np.inf), fwhm
+
+
+def _guess_out_of_plane(intensity, valid, q, names):
+    """Pick the out-of-plane axis from the data alone.
+
+    Returns ``(index, reason)``; ``index`` is None when the data do not tell.
+    Two cues, in order: (1) the film Bragg peak of an (00l)-type reflection
+    sits far from the origin along the out-of-plane axis and near zero
+    in-plane; (2) thickness fringes: the profile through the peak along the
+    out-of-plane axis has side maxima at ~1.6 central-lobe widths.
+    """
+    from scipy import ndimage
+
+    data = np.where(valid, intensity, 0.0)
+    smooth = ndimage.uniform_filter(data, size=3, mode="nearest")
+    peak = np.unravel_index(int(np.argmax(smooth)), data.shape)
+    qpeak = np.array([abs(float(qi[p])) for qi, p in zip(q, peak)])
+    order = np.argsort(qpeak)[::-1]
+    if qpeak[order[0]] > 0.3 and qpeak[order[0]] > 2.0 * qpeak[order[1]]:
+        i = int(order[0])
+        others = ", ".join(f"{qpeak[j]:.3g}" for j in range(len(q)) if j != i)
+        return i, (f"data: the Bragg peak sits at |q| = {qpeak[i]:.3g} 1/angstrom along "
+                   f"'{names[i]}', far from the origin, and near it along the other "
+                   f"axes ({others} 1/angstrom)")
+    measured = [_fringe_ratio(_profile(intensity, valid, peak, a), int(peak[a]))
+                for a in range(data.ndim)]
+    ratios = [m[0] for m in measured]
+    fringe_like = [a for a, r in enumerate(ratios) if 1.0 <= r <= 2.6]
+    others_clear = all(r > 3.0 for a, r in enumerate(ratios) if a not in fringe_like)
+    # A peak less than 2 pixels wide is undersampled: its "side maxima" can be
+    # pixel noise, so the fringe cue is only trusted on well-sampled maps.
+    sampled = all(m[1] >= 2.0 for m in measured)
+    if len(fringe_like) == 1 and others_clear and sampled:
+        i = fringe_like[0]
+        return i, (f"data: thickness fringes along '{names[i]}' (first side maximum at "
+                   f"{ratios[i]:.2f} central-peak widths; "
+                   + ", ".join(f"'{names[a]}': {ratios[a]:.2f}" for a in range(len(q)) if a != i)
+                   + ")")
+    return None, ("the data do not tell which axis is out-of-plane (peak position "
+                  + ", ".join(f"{v:.3g}" for v in qpeak) + " 1/angstrom; fringe ratios "
+                  + ", ".join(f"{r:.2f}" for r in ratios) + "; peak widths "
+                  + ", ".join(f"{m[1]:.1f}" for m in measured) + " pixels)")
+
+
+def _canonical(raw: _RawMap, path, *, unit_cell=None, out_of_plane=None) -> ReciprocalSpaceMap:
+    """Validate a raw map and bring it to the canonical order."""
+    import warnings
+
+    from .errors import InputError, ParameterError
+
+    intensity = np.asarray(raw.intensity)
+    shape = intensity.shape
+    ndim = intensity.ndim
+    if min(shape) < _MIN_POINTS:
+        raise InputError(f"the map {shape} is too small: every axis needs at least "
+                         f"{_MIN_POINTS} points", path)
+    names = [ax.name for ax in raw.axes]
+    if len(set(names)) != len(names):
+        raise InputError(f"axis names repeat: {names}", path)
+
+    # --- axes: length, finite, monotonic, units -> absolute q (1/angstrom)
+    cell = _parse_unit_cell(unit_cell, path) if unit_cell not in (None, "") else raw.unit_cell
+    q_axes = []
+    conversions = []
+    for i, ax in enumerate(raw.axes):
+        values = np.asarray(ax.values, dtype=np.float64)
+        if values.ndim != 1:
+            raise InputError(f"axis '{ax.name}' is not 1-D (shape {values.shape})", path)
+        if values.size == shape[i] + 1:  # NeXus histogram: bin edges -> centres
+            values = 0.5 * (values[1:] + values[:-1])
+        if values.size != shape[i]:
+            raise InputError(f"axis '{ax.name}' has {values.size} values but the signal has "
+                             f"{shape[i]} along dimension {i}", path)
+        if not np.all(np.isfinite(values)):
+            raise InputError(f"axis '{ax.name}' holds NaN or infinite values", path)
+        step = np.diff(values)
+        if not (np.all(step > 0) or np.all(step < 0)):
+            raise InputError(f"axis '{ax.name}' is not monotonic (its values must all increase "
+                             "or all decrease)", path)
+        kind = _unit_kind(ax.units)
+        if kind is None:
+            label = f"{ax.name} {ax.long_name}".lower()
+            if ax.units is None and (_norm_name(ax.name) in _RLU_CELL_INDEX
+                                     and ("r.l.u" in label or "rlu" in label
+                                          or _norm_name(ax.name).startswith("q")
+                                          or _norm_name(ax.name) in ("h", "k", "l"))):
+                kind = ("rlu", None)  # NXrefine writes Qh/Qk/Ql with no units attribute
+                conversions.append(f"'{ax.name}' has no units; taken as r.l.u. from its name")
+            elif ax.units is None:
+                raise InputError(f"axis '{ax.name}' has no 'units' attribute; expected "
+                                 "1/angstrom or rlu", path)
+            else:
+                raise InputError(f"axis '{ax.name}' has units '{ax.units}'; expected 1/angstrom "
+                                 "(or 1/nm) or rlu", path)
+        if kind[0] == "rlu":
+            which = _RLU_CELL_INDEX.get(_norm_name(ax.name))
+            if which is None:
+                raise InputError(f"axis '{ax.name}' is in r.l.u. but its name does not say "
+                                 "whether it is H, K or L", path)
+            if cell is None:
+                raise InputError(f"axis '{ax.name}' is in r.l.u. and no lattice constants are "
+                                 "known: give -p unit_cell a,b,c (angstrom) or store an "
+                                 "NXsample unit_cell in the file", path)
+            if len(cell) == 6 and any(abs(angle - 90.0) > 1e-6 for angle in cell[3:]):
+                warnings.warn(f"the unit cell {cell} is not orthogonal; q is computed as "
+                              "2 pi h / a per axis (orthogonal approximation)", stacklevel=3)
+            values = 2 * np.pi * values / cell[which]
+            conversions.append(f"'{ax.name}' r.l.u. x 2 pi / {cell[which]:g} angstrom")
+        else:
+            values = values * kind[1]
+        q_axes.append(values)
+
+    # --- mask and intensity values
+    if raw.mask is None:
+        mask = np.zeros(shape, bool)
+    else:
+        mask = np.asarray(raw.mask)
+        if mask.shape != shape:
+            raise InputError(f"the mask has shape {mask.shape} but the signal has {shape}", path)
+        if mask.dtype.kind not in "biu":
+            raise InputError(f"the mask holds {mask.dtype} values; expected booleans "
+                             "(True = not measured)", path)
+        mask = mask.astype(bool)
+    intensity = intensity.astype(np.float64)  # copies: the caller's array is not touched
+    weights = raw.stored.get("weights")
+    if weights is not None:  # NXrefine stores summed counts and their weights
+        good = np.isfinite(weights) & (weights > 0)
+        intensity = np.where(good, intensity / np.where(good, weights, 1.0), np.nan)
+    finite = np.isfinite(intensity)
+    if not finite.any():
+        raise InputError("the intensity is NaN (or infinite) everywhere", path)
+    n_inf = int(np.isinf(intensity).sum())
+    if n_inf:
+        warnings.warn(f"{n_inf} infinite intensity values masked", stacklevel=3)
+    mask = mask | ~finite
+    intensity[~finite] = 0.0
+    measured = ~mask
+    if not measured.any():
+        raise InputError("every pixel is masked: nothing was measured", path)
+    values = intensity[measured]
+    vmax = float(values.max())
+    if vmax <= 0:
+        if vmax == 0 and float(values.min()) == 0:
+            raise InputError("the intensity is zero everywhere", path)
+        raise InputError("the intensity is negative (or zero) everywhere", path)
+    negative = values < 0
+    if negative.any():
+        weight = float(-values[negative].sum()) / float(values[~negative].sum())
+        if weight > 0.05:
+            raise InputError(f"{int(negative.sum())} pixels ({100 * negative.mean():.1f}%) have "
+                             f"negative intensity (down to {values.min():.3g}): not counts; "
+                             "log-scaled or signed data cannot be imaged", path)
+        warnings.warn(f"{int(negative.sum())} pixels have negative intensity (down to "
+                      f"{values.min():.3g}; background-subtracted?); set to zero", stacklevel=3)
+        intensity[measured & (intensity < 0)] = 0.0
+        values = intensity[measured]
+    if float(values.min()) == vmax:
+        raise InputError(f"the intensity is constant ({vmax:g}) everywhere: no Bragg peak", path)
+    at_max = measured & (intensity == vmax)
+    n_at_max = int(at_max.sum())
+    if n_at_max >= 3 and vmax >= 100:
+        # A detector that saturates clips the peak at one value; those pixels
+        # are wrong, so they must stay free in the Fourier projection.
+        warnings.warn(f"{n_at_max} pixels sit at the maximum value {vmax:g}: the Bragg peak "
+                      "looks saturated; they are masked", stacklevel=3)
+        mask = mask | at_max
+        intensity[at_max] = 0.0
+
+    # --- which axis is out-of-plane
+    oop = None
+    reason = ""
+    if out_of_plane is not None:
+        if isinstance(out_of_plane, (int, np.integer)) and not isinstance(out_of_plane, bool):
+            if not -ndim <= int(out_of_plane) < ndim:
+                raise ParameterError(f"out_of_plane axis {out_of_plane} does not exist in a "
+                                     f"{ndim}-D map ({path})")
+            oop = int(out_of_plane) % ndim
+        elif str(out_of_plane) in names:
+            oop = names.index(str(out_of_plane))
+        else:
+            raise ParameterError(f"out_of_plane axis '{out_of_plane}' is not one of "
+                                 f"{', '.join(names)} ({path})")
+        reason = f"chosen by the user: '{names[oop]}'"
+    if oop is None and isinstance(raw.out_of_plane_hint, str) and raw.out_of_plane_hint in names:
+        oop = names.index(raw.out_of_plane_hint)
+        reason = f"metadata: the NXdata attribute out_of_plane_axis names '{names[oop]}'"
+    if oop is None:
+        matches = [i for i, n in enumerate(names) if _norm_name(n) in _OOP_NAMES]
+        if len(matches) == 1:
+            oop = matches[0]
+            reason = f"metadata: the axis name '{names[oop]}' means out-of-plane"
+    if oop is None:
+        oop, reason = _guess_out_of_plane(intensity, ~mask, q_axes, names)
+        if oop is None:
+            oop = ndim - 1
+            reason = (f"assumed the file's last axis '{names[oop]}': " + reason)
+            warnings.warn(f"cannot tell the out-of-plane axis; {reason}. Name it with "
+                          "--out-of-plane if this is wrong", stacklevel=3)
+
+    # --- reorder: in-plane axes (qx/h before qy/k, else file order), oop last
+    inplane = [i for i in range(ndim) if i != oop]
+    if "axis_names" not in raw.stored:  # a file from write_map keeps its order
+        inplane.sort(key=lambda i: (_INPLANE_ORDER.get(_norm_name(names[i]), 5), i))
+    order = inplane + [oop]
+    intensity = np.transpose(intensity, order)
+    mask = np.transpose(mask, order)
+    q_out = []
+    flipped = []
+    for new, old in enumerate(order):
+        qa = q_axes[old]
+        if qa[0] > qa[-1]:
+            intensity = np.flip(intensity, axis=new)
+            mask = np.flip(mask, axis=new)
+            qa = qa[::-1]
+            flipped.append(names[old])
+        q_out.append(np.ascontiguousarray(qa))
+    intensity = np.ascontiguousarray(intensity)
+    mask = np.ascontiguousarray(mask)
+
+    if "metadata" in raw.stored:
+        metadata = raw.stored["metadata"]
+    else:
+        metadata = dict(raw.metadata)
+        metadata["file_axes"] = tuple(names)
+        if flipped:
+            metadata["flipped_axes"] = tuple(flipped)
+        if conversions:
+            metadata["unit_conversion"] = tuple(conversions)
+        if cell is not None:
+            metadata["unit_cell"] = tuple(float(c) for c in cell)
+        metadata["data_path"] = raw.where
+    axis_names = raw.stored.get("axis_names") or tuple(names[i] for i in order)
+    return ReciprocalSpaceMap(
+        intensity=intensity, mask=mask, q=tuple(q_out), axis_names=tuple(axis_names),
+        out_of_plane_reason=raw.stored.get("nt_out_of_plane_reason", reason),
+        source=raw.stored.get("nt_source", str(path)), metadata=metadata)
+
+
+_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+
+
+def read_map(path: str | os.PathLike, data_path: str | None = None, *, axes=None,
+             unit_cell=None, out_of_plane=None) -> ReciprocalSpaceMap:
+    """Read a reciprocal-space map from NeXus/HDF5, ``.npy`` or ``.npz``.
+
+    Parameters
+    ----------
+    path
+        The file. HDF5 is recognised by its signature, not its name.
+    data_path
+        HDF5 path of the NXdata group (or of the signal dataset) to read;
+        by default the file's ``default`` attributes lead to it, else the
+        first NXdata group is used.
+    axes
+        For NumPy files: one entry per array dimension, in the array's
+        order, ``(name, start, stop, units)`` (evenly spaced) or
+        ``(name, values, units)``; units ``1/angstrom``, ``1/nm`` or ``rlu``.
+        An ``.npz`` may instead store ``axes`` (the names), one array per
+        name, ``units``, ``mask`` and ``unit_cell``.
+    unit_cell
+        Lattice constants ``a, b, c`` (angstrom; a string ``"a,b,c"``, one
+        number for a cubic cell, or a sequence) to convert r.l.u. axes,
+        overriding an NXsample ``unit_cell`` in the file. H, K, L axes use
+        a, b, c: ``q = 2 pi h / a`` (orthogonal cell).
+    out_of_plane
+        Name or file index of the out-of-plane axis, overriding what the
+        metadata and data say.
+
+    Returns
+    -------
+    ReciprocalSpaceMap
+        Canonical order (in-plane axes first, out-of-plane last, every axis
+        increasing), q in 1/angstrom, float64 intensity with masked pixels
+        (mask, NaN, saturated) set to 0, and ``out_of_plane_reason``.
+
+    Raises
+    ------
+    InputError
+        The file is missing, unreadable, not HDF5/NumPy, truncated, has no
+        NXdata, a signal that is not 2-D or 3-D, missing or mismatched or
+        non-monotonic axes, a mask of the wrong shape, r.l.u. axes with no
+        lattice constants, or an intensity that is NaN-only, all zero,
+        constant or mostly negative.
+    ParameterError
+        A bad ``axes``, ``unit_cell`` or ``out_of_plane`` argument.
+
+    Warns
+    -----
+    UserWarning
+        For what can still be imaged: a few negative pixels (set to 0),
+        a saturated peak (masked), infinite values (masked), a guessed
+        out-of-plane axis.
+    """
+    from .errors import InputError
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError("file not found", path)
+    if path.is_dir():
+        raise InputError("is a directory, not a file", path)
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+    except OSError as exc:
+        raise InputError(f"cannot read the file ({exc.strerror or exc})", path) from None
+    if not head:
+        raise InputError("the file is empty", path)
+    if head.startswith(b"\x93NUMPY") or head.startswith(b"PK\x03\x04") or \
+            path.suffix.lower() in (".npy", ".npz"):
+        raw = _read_numpy(path, axes)
+    elif head == _HDF5_MAGIC or _is_hdf5_with_userblock(path):
+        raw = _read_hdf5(path, data_path)
+    else:
+        raise InputError("not an HDF5/NeXus file (nor .npy/.npz)", path)
+    return _canonical(raw, path, unit_cell=unit_cell, out_of_plane=out_of_plane)
+
+
+def _is_hdf5_with_userblock(path: Path) -> bool:
+    """HDF5 allows a user block: the signature may sit at 512, 1024, ..."""
+    try:
+        import h5py
+        return bool(h5py.is_hdf5(path))
+    except (OSError, ValueError):
+        return False
+
+
+# ---------------------------------------------------------------------------
+# Writing maps
+# ---------------------------------------------------------------------------
+
+def _dataset_names(names: tuple, ndim: int) -> tuple[list, bool]:
+    """HDF5 dataset names for the axes; False if the real names had to be
+    replaced (a '/', a clash, a reserved name)."""
+    ok = (len(names) == ndim and len(set(names)) == ndim
+          and all(isinstance(n, str) and n and "/" not in n and n not in (".", "..")
+                  and n not in ("intensity", "mask", "nt_metadata") for n in names))
+    if ok:
+        return list(names), True
+    return [f"q{i}" for i in range(ndim)], False
+
+
+def write_map(path: str | os.PathLike, rsm: ReciprocalSpaceMap) -> Path:
+    """Write a map as NeXus/HDF5 so that :func:`read_map` gives it back
+    bit for bit.
+
+    Layout: ``/entry/data`` (NXdata, ``signal="intensity"``, ``axes`` = one
+    name per dimension, out-of-plane last, attribute ``out_of_plane_axis``),
+    ``intensity`` (float64), ``mask`` (bool), one axis dataset per
+    dimension (``units="1/angstrom"``), the metadata in ``nt_metadata``;
+    ``default`` attributes on ``/`` and ``/entry``. Written atomically.
+
+    Parameters
+    ----------
+    path
+        File to write (replaced if it exists).
+    rsm
+        The map, in canonical order.
+
+    Returns
+    -------
+    Path
+    """
+    import h5py
+
+    from .errors import InputError
+
+    intensity = np.asarray(rsm.intensity)
+    mask = np.asarray(rsm.mask)
+    if intensity.ndim not in (2, 3) or mask.shape != intensity.shape or \
+            len(rsm.q) != intensity.ndim or \
+            any(np.ndim(q) != 1 or len(q) != n for q, n in zip(rsm.q, intensity.shape)):
+        raise InputError("inconsistent map: intensity, mask and q do not match in shape", path)
+    names = tuple(rsm.axis_names) if rsm.axis_names else (
+        ("qx", "qz") if intensity.ndim == 2 else ("qx", "qy", "qz"))
+    ds_names, kept = _dataset_names(names, intensity.ndim)
+
+    def writer(h5):
+        h5.attrs["default"] = "entry"
+        h5.attrs["NX_class"] = "NXroot"
+        h5.attrs["creator"] = "nanotools"
+        entry = h5.create_group("entry")
+        entry.attrs["NX_class"] = "NXentry"
+        entry.attrs["default"] = "data"
+        data = entry.create_group("data")
+        data.attrs["NX_class"] = "NXdata"
+        data.attrs["signal"] = "intensity"
+        data.attrs["axes"] = ds_names
+        data.attrs["out_of_plane_axis"] = ds_names[-1]
+        for i, name in enumerate(ds_names):
+            data.attrs[f"{name}_indices"] = np.int64(i)
+            ds = data.create_dataset(name, data=np.asarray(rsm.q[i], dtype=np.float64))
+            ds.attrs["units"] = "1/angstrom"
+        data.create_dataset("intensity", data=np.asarray(intensity, dtype=np.float64),
+                            compression="gzip", compression_opts=4, shuffle=True)
+        data["intensity"].attrs["units"] = "counts"
+        data.create_dataset("mask", data=mask.astype(bool), compression="gzip")
+        data.attrs["nt_axis_names"] = [str(n) for n in names]
+        data.attrs["nt_out_of_plane_reason"] = str(rsm.out_of_plane_reason)
+        data.attrs["nt_source"] = str(rsm.source)
+        _write_value(data, "nt_metadata", dict(rsm.metadata))
+        temperature = rsm.metadata.get("temperature_K") if isinstance(rsm.metadata, dict) else None
+        if isinstance(temperature, (int, float)) and not isinstance(temperature, bool):
+            sample = entry.create_group("sample")
+            sample.attrs["NX_class"] = "NXsample"
+            sample.create_dataset("temperature", data=float(temperature))
+            sample["temperature"].attrs["units"] = "K"
+
+    if not kept and not all(isinstance(n, str) for n in names):
+        raise InputError(f"axis names must be strings, got {names!r}", path)
+    return _atomic_h5(Path(path), writer, force=True)
