@@ -1,0 +1,374 @@
+"""Pattern recognition: supercells from every run, aligned, clustered, averaged.
+
+Each phase-retrieval run holds several periods of the texture at an arbitrary
+lateral position and global phase, possibly as its twin, and some runs
+stagnate. Following Shao et al. (PNAS 2023):
+
+1. a sinusoidal test function with the texture's period (measured from the
+   satellite spacing) is cross-correlated with each run; its maximum fixes
+   where the supercells start, one period apart;
+2. the supercells lying inside the coherent patch are cut out (sampled by
+   band-limited interpolation, so any period and origin are exact);
+3. all supercells are aligned on a reference: lateral shift (periodic),
+   vertical shift, twin and global phase;
+4. k-means (scikit-learn) clusters the aligned complex supercells; the same
+   labels average every representation (complex, amplitude, displacement),
+   with a per-pixel spread;
+5. the answer is the cluster whose members come from the runs that fit the
+   data best (lowest median Fourier error) among clusters holding at least
+   ``min_cluster_fraction`` of the supercells. Every cluster is kept.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .analysis import _best_integer_shift, displacement, fourier_shift
+from .errors import ParameterError
+from .simulate import supercell_half_rows
+
+__all__ = ["ClusterAverage", "PatternResult", "test_function", "locate_supercells",
+           "cut_supercell", "align_supercells", "cluster_supercells", "find_supercells"]
+
+
+@dataclass
+class ClusterAverage:
+    """The average of one k-means cluster of supercells.
+
+    Attributes
+    ----------
+    label
+        Cluster number.
+    n_members
+        Supercells in the cluster.
+    mean
+        Complex mean supercell ``(n_cell, n_film)``.
+    amplitude, amplitude_std
+        Mean and per-pixel standard deviation of the members' amplitudes.
+    displacement, displacement_std
+        Mean and per-pixel standard deviation of the members' displacement
+        along G (angstrom).
+    score
+        Median Fourier error of the runs the members come from (lower is
+        better).
+    runs
+        Start indices of the runs contributing members.
+    """
+
+    label: int
+    n_members: int
+    mean: np.ndarray
+    amplitude: np.ndarray
+    amplitude_std: np.ndarray
+    displacement: np.ndarray
+    displacement_std: np.ndarray
+    score: float
+    runs: np.ndarray = field(default_factory=lambda: np.zeros(0, int))
+
+
+@dataclass
+class PatternResult:
+    """Supercells of all runs, their clusters and the chosen average.
+
+    Attributes
+    ----------
+    supercells
+        Aligned complex supercells ``(n_cells, n_cell, n_film)``.
+    run_index
+        ``(n_cells,)``: the start index each supercell comes from.
+    origin_px
+        ``(n_cells, 2)``: where each supercell was cut in its run (x, z
+        pixels of the real-space grid, first sample).
+    twin
+        ``(n_cells,)`` bool: the supercell was its twin and was flipped back.
+    labels
+        ``(n_cells,)``: k-means cluster of each supercell.
+    clusters
+        One :class:`ClusterAverage` per cluster, sorted by label.
+    chosen
+        Label of the cluster taken as the answer; ``chosen_reason`` says why.
+    x_nm, z_nm
+        Sample coordinates of a supercell (nm; z = 0 at the film centre).
+    period_nm, pixel_nm, G
+        The period used, the supercell's sampling (nm) and |G| (1/angstrom).
+    """
+
+    supercells: np.ndarray
+    run_index: np.ndarray
+    origin_px: np.ndarray
+    twin: np.ndarray
+    labels: np.ndarray
+    clusters: list
+    chosen: int
+    chosen_reason: str
+    x_nm: np.ndarray
+    z_nm: np.ndarray
+    period_nm: float
+    pixel_nm: tuple
+    G: float
+    parameters: dict = field(default_factory=dict)
+
+    @property
+    def best(self) -> ClusterAverage:
+        """The chosen cluster's average."""
+        return next(c for c in self.clusters if c.label == self.chosen)
+
+
+def test_function(n: int, period_px: float) -> np.ndarray:
+    """The sinusoidal test function ``exp(2 pi i x / period)``, ``x = 0..n-1``.
+
+    Cross-correlating it with a run along x, ``c(s) = sum_x f(x) t*(x - s)``,
+    peaks where the texture's first harmonic has zero phase; one complex
+    number per row (the correlation at s = 0) holds the whole curve, since
+    ``c(s) = c(0) exp(2 pi i s / period)``.
+    """
+    return np.exp(2j * np.pi * np.arange(n) / period_px)
+
+
+def locate_supercells(obj: np.ndarray, *, period_px: float, half_rows: int,
+                      patch_threshold: float = 0.5) -> tuple[np.ndarray, float, np.ndarray]:
+    """Where the supercells of one run start.
+
+    Parameters
+    ----------
+    obj
+        Complex run ``(nx, nz)``, film roughly centred.
+    period_px
+        Texture period in pixels (need not be whole).
+    half_rows
+        A supercell spans rows ``z_c - half_rows .. z_c + half_rows``.
+    patch_threshold
+        Keep a supercell only if the run's lateral amplitude envelope stays
+        above this fraction of its maximum over the whole cell.
+
+    Returns
+    -------
+    x_origins, z_centre, envelope
+        Start of every supercell inside the patch (pixels, float), the film
+        centre row (float) and the normalised lateral envelope ``(nx,)``.
+    """
+    nx, nz = obj.shape
+    amp2 = np.abs(obj) ** 2
+    # film centre: centroid of the strong part of the vertical profile
+    prof = amp2.sum(axis=0)
+    strong = prof >= 0.5 * prof.max()
+    z_centre = float(np.sum(np.arange(nz)[strong] * prof[strong]) / prof[strong].sum())
+    rows = np.clip(np.round(z_centre + np.arange(-half_rows, half_rows + 1)).astype(int), 0, nz - 1)
+    film = obj[:, rows]
+    # lateral envelope, smoothed over a quarter period so texture contrast
+    # in the amplitude does not cut cells
+    env = np.sqrt(np.abs(film) ** 2).mean(axis=1)
+    k = max(int(round(period_px / 4)), 1)
+    env = np.convolve(env, np.ones(k) / k, mode="same")
+    env = env / max(env.max(), 1e-30)
+    w = (env >= patch_threshold).astype(float)
+    # global-phase-free feature: each row relative to its own mean field
+    mean_row = (film * w[:, None]).sum(axis=0) / max(w.sum(), 1)
+    g = film * np.conj(mean_row)[None, :] * w[:, None]
+    c = (g * np.conj(test_function(nx, period_px))[:, None]).sum(axis=0)  # one per row
+    # rows may carry the harmonic with opposite signs (a checkerboard):
+    # fold them onto the strongest row before summing
+    ref = c[np.argmax(np.abs(c))]
+    C = np.sum(c * np.sign(np.real(c * np.conj(ref)) + 1e-30))
+    x0 = (np.angle(C) / (2 * np.pi) * period_px) % period_px
+    starts = x0 + period_px * np.arange(-int(nx / period_px) - 1, int(nx / period_px) + 2)
+    keep = []
+    for s in starts:
+        idx = np.arange(int(np.floor(s)), int(np.ceil(s + period_px)) + 1)
+        if idx[0] >= 0 and idx[-1] < nx and np.all(env[idx] >= patch_threshold):
+            keep.append(s)
+    return np.array(keep), z_centre, env
+
+
+def cut_supercell(spectrum: np.ndarray, x0: float, z_centre: float, *, period_px: float,
+                  n_cell: int, half_rows: int) -> np.ndarray:
+    """One supercell sampled from a run by band-limited (DFT) interpolation.
+
+    Parameters
+    ----------
+    spectrum
+        ``np.fft.fft2(run) / run.size``: the run's Fourier coefficients.
+    x0, z_centre
+        First column and centre row of the cell (pixels, float).
+    period_px, n_cell
+        Period (pixels) and samples across it.
+    half_rows
+        The cell has ``2 half_rows + 1`` rows.
+
+    Returns
+    -------
+    Complex ``(n_cell, 2 half_rows + 1)``.
+    """
+    nx, nz = spectrum.shape
+    xs = x0 + np.arange(n_cell) * period_px / n_cell
+    zs = z_centre + np.arange(-half_rows, half_rows + 1)
+    Mx = np.exp(2j * np.pi * np.outer(xs, np.fft.fftfreq(nx) ))
+    Mz = np.exp(2j * np.pi * np.outer(zs, np.fft.fftfreq(nz)))
+    return Mx @ spectrum @ Mz.T
+
+
+def _align_one(cell, ref, max_dz):
+    """Twin, shift (sub-pixel, periodic in x) and global phase of ``cell``
+    onto ``ref``; returns (aligned, twin, normalised correlation)."""
+    best = None
+    for tw in (False, True):
+        r = np.conj(cell[::-1, ::-1]) if tw else cell
+        sx, sz, _ = _best_integer_shift(ref, r, max_dz)
+        # sub-pixel: parabola through the correlation at the neighbours
+        fx = _parabola([_corr(ref, fourier_shift(r, sx + d, sz)) for d in (-1, 0, 1)])
+        fz = _parabola([_corr(ref, fourier_shift(r, sx, sz + d)) for d in (-1, 0, 1)])
+        moved = fourier_shift(r, sx + fx, sz + fz)
+        a = np.vdot(moved, ref)
+        score = abs(a) / (np.linalg.norm(moved) * np.linalg.norm(ref) + 1e-30)
+        if best is None or score > best[2]:
+            best = (moved * np.exp(1j * np.angle(a)), tw, score)
+    return best
+
+
+def _corr(a, b):
+    return abs(np.vdot(b, a))
+
+
+def _parabola(y):
+    den = y[0] - 2 * y[1] + y[2]
+    return float(np.clip(0.5 * (y[0] - y[2]) / den, -0.5, 0.5)) if den < 0 else 0.0
+
+
+def align_supercells(cells: np.ndarray, reference: np.ndarray, *, max_dz: int = 3
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Align every supercell on ``reference`` (shift, twin, global phase).
+
+    Returns the aligned cells ``(n, n_cell, n_film)``, the twin flags and the
+    normalised correlation with the reference (1 = identical up to scale).
+    """
+    out = np.empty_like(cells)
+    twin = np.zeros(len(cells), bool)
+    corr = np.zeros(len(cells))
+    for i, c in enumerate(cells):
+        out[i], twin[i], corr[i] = _align_one(c, reference, max_dz)
+    return out, twin, corr
+
+
+def cluster_supercells(cells: np.ndarray, n_clusters: int, *, seed: int = 0) -> np.ndarray:
+    """k-means labels of aligned complex supercells (each scaled to unit norm,
+    real and imaginary parts as features)."""
+    from sklearn.cluster import KMeans
+
+    n = len(cells)
+    k = int(min(n_clusters, n))
+    flat = cells.reshape(n, -1)
+    flat = flat / np.maximum(np.linalg.norm(flat, axis=1, keepdims=True), 1e-30)
+    features = np.concatenate([flat.real, flat.imag], axis=1)
+    if k <= 1:
+        return np.zeros(n, int)
+    return KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(features)
+
+
+def _average(cells, label, members, run_scores, runs, G):
+    sel = cells[members]
+    # members scaled to the cluster's median norm: the average is a shape
+    norms = np.linalg.norm(sel.reshape(len(sel), -1), axis=1)
+    sel = sel * (np.median(norms) / np.maximum(norms, 1e-30))[:, None, None]
+    mean = sel.mean(axis=0)
+    amps = np.abs(sel)
+    disp = np.stack([displacement(c * np.exp(-1j * np.angle(np.vdot(mean, c))), G) for c in sel])
+    return ClusterAverage(label=int(label), n_members=int(len(sel)), mean=mean,
+                          amplitude=amps.mean(axis=0), amplitude_std=amps.std(axis=0),
+                          displacement=displacement(mean, G), displacement_std=disp.std(axis=0),
+                          score=float(np.median(run_scores[members])),
+                          runs=np.unique(runs[members]))
+
+
+def find_supercells(phasing, prepared, *, n_clusters: int = 3, best_fraction: float = 0.5,
+                    patch_threshold: float = 0.5, min_cluster_fraction: float = 0.1,
+                    seed: int = 0) -> PatternResult:
+    """Locate, cut, align, cluster and average the supercells of all runs.
+
+    Parameters
+    ----------
+    phasing
+        A :class:`nanotools.phasing.PhasingResult` (2-D runs ``(n, nx, nz)``;
+        for 3-D runs the middle y slice is used).
+    prepared
+        The :class:`nanotools.preprocess.PreparedMap` it came from (period,
+        thickness, pixel size, G).
+    n_clusters
+        Number of k-means clusters.
+    best_fraction
+        Fraction of the runs, best Fourier error first, that are used.
+    patch_threshold
+        See :func:`locate_supercells`.
+    min_cluster_fraction
+        A cluster must hold at least this fraction of the supercells to be
+        chosen.
+    seed
+        Seed of k-means.
+
+    Returns
+    -------
+    PatternResult
+    """
+    objects = np.asarray(phasing.objects)
+    if objects.ndim == 4:  # 3-D runs: the texture is imaged in its x-z cross-section
+        objects = objects[:, :, objects.shape[2] // 2, :]
+    if objects.ndim != 3:
+        raise ParameterError(f"expected runs of shape (n, nx, nz), got {objects.shape}")
+    if not 0 < best_fraction <= 1:
+        raise ParameterError(f"best_fraction must be in (0, 1], got {best_fraction}")
+    dx, dz = prepared.pixel_nm[0], prepared.pixel_nm[-1]
+    period_px = prepared.period_nm / dx
+    if not 2 <= period_px <= objects.shape[1] / 2:
+        raise ParameterError(f"period {prepared.period_nm:.3g} nm is not between 2 pixels and "
+                             f"half the field of view ({objects.shape[1] * dx / 2:.3g} nm)")
+    n_cell = max(int(round(period_px)), 2)
+    half_rows = supercell_half_rows(prepared.thickness_nm, dz)
+    err = np.asarray(phasing.fourier_error, float)
+    n_use = max(1, int(np.ceil(best_fraction * len(objects))))
+    use = np.argsort(err, kind="stable")[:n_use]
+
+    cells, runs, origins, scores = [], [], [], []
+    for i in use:
+        x_origins, z_c, _ = locate_supercells(objects[i], period_px=period_px,
+                                              half_rows=half_rows,
+                                              patch_threshold=patch_threshold)
+        spectrum = np.fft.fft2(objects[i]) / objects[i].size
+        for x0 in x_origins:
+            cells.append(cut_supercell(spectrum, x0, z_c, period_px=period_px, n_cell=n_cell,
+                                       half_rows=half_rows))
+            runs.append(phasing.start_indices[i]), origins.append((x0, z_c - half_rows))
+            scores.append(err[i])
+    if len(cells) < max(n_clusters, 1):
+        raise ParameterError(
+            f"found {len(cells)} supercells in {n_use} runs, fewer than n_clusters={n_clusters}: "
+            "lower n_clusters or patch_threshold, or use more starts")
+    cells, runs, scores = np.array(cells), np.array(runs), np.array(scores)
+
+    # reference: the most central cell of the best run; then the mean of the
+    # cells that agree with it best, so one noisy cell does not set the frame
+    best_run_cells = np.nonzero(runs == runs[0])[0]
+    ref = cells[best_run_cells[len(best_run_cells) // 2]]
+    aligned, twin, corr = align_supercells(cells, ref)
+    good = corr >= np.median(corr)
+    aligned, twin, corr = align_supercells(cells, aligned[good].mean(axis=0))
+
+    labels = cluster_supercells(aligned, n_clusters, seed=seed)
+    G = float(prepared.G)
+    clusters = [_average(aligned, lab, labels == lab, scores, runs, G)
+                for lab in np.unique(labels)]
+    floor = max(2, int(np.ceil(min_cluster_fraction * len(cells))))
+    eligible = [c for c in clusters if c.n_members >= floor] or clusters
+    chosen = min(eligible, key=lambda c: (c.score, -c.n_members))
+    reason = (f"cluster {chosen.label}: lowest median Fourier error of its runs "
+              f"({chosen.score:.4g}) among clusters holding at least {floor} of the "
+              f"{len(cells)} supercells; {chosen.n_members} members from "
+              f"{len(chosen.runs)} runs")
+    return PatternResult(
+        supercells=aligned, run_index=runs, origin_px=np.array(origins), twin=twin,
+        labels=labels, clusters=clusters, chosen=chosen.label, chosen_reason=reason,
+        x_nm=np.arange(n_cell) * prepared.period_nm / n_cell,
+        z_nm=np.arange(-half_rows, half_rows + 1) * dz, period_nm=float(prepared.period_nm),
+        pixel_nm=(prepared.period_nm / n_cell, dz), G=G,
+        parameters=dict(n_clusters=n_clusters, best_fraction=best_fraction,
+                        patch_threshold=patch_threshold,
+                        min_cluster_fraction=min_cluster_fraction, seed=seed))
