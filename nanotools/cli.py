@@ -5,6 +5,8 @@
 ``nanotools run [INPUT] --out DIR``
     The stage notebooks headless, with an HTML report
     (:func:`nanotools.report.run_report`).
+``nanotools check INPUT``
+    Read and check a map; print its axes and the out-of-plane choice.
 ``nanotools series INPUT... --out DIR``
     One reconstruction per map, on Dask (:func:`nanotools.series.run_series`).
 
@@ -73,6 +75,17 @@ def build_parser() -> argparse.ArgumentParser:
                      help="do not save finished starts (no resume after an interruption)")
     _add_params(rec)
 
+    chk = sub.add_parser("check", help="read and check a map; print what nanotools sees")
+    chk.add_argument("input", metavar="INPUT", help="map file (NeXus/HDF5, .npy, .npz)")
+    chk.add_argument("--data", metavar="PATH", default=None, help="HDF5 path of the NXdata group")
+    chk.add_argument("--axis", nargs=4, action="append", default=None,
+                     metavar=("NAME", "START", "STOP", "UNITS"), help="axes of a .npy/.npz map")
+    chk.add_argument("--out-of-plane", metavar="AXIS", default=None,
+                     help="name of the out-of-plane axis")
+    chk.add_argument("-p", "--param", nargs=2, action="append", default=[],
+                     metavar=("NAME", "VALUE"), help="parameters (unit_cell is used)")
+    chk.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
+
     run = sub.add_parser("run", help="run the stage notebooks headless, write report.html")
     run.add_argument("input", metavar="INPUT", nargs="?", default=None,
                      help="map file (default: the bundled example)")
@@ -138,6 +151,20 @@ def _dispatch(args) -> int:
         period = getattr(rec.patterns, "period_nm", float("nan"))
         print(f"wrote {args.out}: supercell {period:.3g} nm period, "
               f"{len(rec.phasing.start_indices)} starts, {rec.wall_time_s:.1f} s")
+        return 0
+    if args.command == "check":
+        from .io import read_map
+        from .params import validate
+
+        full = validate(params)
+        rsm = read_map(args.input, args.data, axes=_axes(args.axis),
+                       unit_cell=full["unit_cell"] or None, out_of_plane=args.out_of_plane)
+        measured = ~rsm.mask
+        print(f"{args.input}: {rsm.ndim}-D map {rsm.shape}, axes "
+              + ", ".join(f"{n} [{q[0]:.4g}, {q[-1]:.4g}] 1/angstrom"
+                          for n, q in zip(rsm.axis_names, rsm.q))
+              + f"; {int(rsm.mask.sum())} masked pixels; max {rsm.intensity[measured].max():.4g}")
+        print(f"out-of-plane axis '{rsm.axis_names[-1]}': {rsm.out_of_plane_reason}")
         return 0
     if args.command == "run":
         run_report = _delegate("report", "run_report")
