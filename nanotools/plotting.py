@@ -4,7 +4,9 @@ Every function here only draws: it takes arrays (or a stage's result
 dataclass, read by attribute) and returns a :class:`matplotlib.figure.Figure`
 made without :mod:`matplotlib.pyplot`, so nothing is kept in pyplot's global
 state and the caller decides where the figure goes (a notebook shows it, a
-widget draws it on its canvas, a test inspects it). Compute code never
+widget draws it on its canvas, a test inspects it). Every ``plot_*``
+function takes ``fig=``: an existing figure to clear and draw into instead
+of a new one (a widget panel redraws its one canvas in place). Compute code never
 plots; plotting code never computes anything but what it draws.
 
 Conventions follow :doc:`ARCHITECTURE`: arrays are ``(x, z)`` with the
@@ -29,6 +31,7 @@ __all__ = [
     "plot_rsm",
     "plot_support",
     "plot_convergence",
+    "supercell_boxes",
     "plot_located_supercells",
     "plot_clusters",
     "plot_supercell_maps",
@@ -128,8 +131,15 @@ def add_scale_bar(ax: Any, *, length_nm: float | None = None, color: str = "blac
     return length
 
 
-def _figure(width: float, height: float) -> Figure:
-    return Figure(figsize=(width, height), layout="constrained")
+def _figure(width: float, height: float, fig: Figure | None = None) -> Figure:
+    """A new constrained-layout figure, or ``fig`` cleared and resized (a
+    widget's canvas that is redrawn in place)."""
+    if fig is None:
+        return Figure(figsize=(width, height), layout="constrained")
+    fig.clear()
+    fig.set_layout_engine("constrained")
+    fig.set_size_inches(width, height, forward=True)
+    return fig
 
 
 def _extent(x_nm: np.ndarray, z_nm: np.ndarray) -> list[float]:
@@ -172,7 +182,7 @@ def _symmetric_limit(values: np.ndarray) -> float:
 
 # ------------------------------------------------------------ the map
 def plot_rsm(rsm: Any, *, period_nm: float | None = None, title: str | None = None,
-             orders: int = 3) -> Figure:
+             fig: Figure | None = None, orders: int = 3) -> Figure:
     """The reciprocal-space map on a log scale, satellites and mask marked.
 
     Parameters
@@ -217,7 +227,7 @@ def plot_rsm(rsm: Any, *, period_nm: float | None = None, title: str | None = No
     vmin = max(float(np.percentile(positive, 5)) if positive.size else 1e-3, vmax * 1e-7)
     vmin = min(vmin, vmax / 10)
 
-    fig = _figure(9.5, 4.2)
+    fig = _figure(9.5, 4.2, fig)
     ax, ax_profile = fig.subplots(1, 2, width_ratios=[1.6, 1])
     img = ax.imshow(np.clip(shown, vmin, None).T, origin="lower", aspect="auto",
                     extent=_extent(qx, qz), cmap=INTENSITY_CMAP,
@@ -256,7 +266,8 @@ def plot_rsm(rsm: Any, *, period_nm: float | None = None, title: str | None = No
 
 # ------------------------------------------------------------ phasing
 def plot_support(support: np.ndarray, *, pixel_nm: Sequence[float] | float,
-                 amplitude: np.ndarray | None = None, title: str | None = None) -> Figure:
+                 amplitude: np.ndarray | None = None, title: str | None = None,
+    fig: Figure | None = None) -> Figure:
     """The support (where the film may be) in real space, in nm.
 
     Parameters
@@ -273,7 +284,7 @@ def plot_support(support: np.ndarray, *, pixel_nm: Sequence[float] | float,
     pixel = np.broadcast_to(np.asarray(pixel_nm, float), (np.ndim(support),))
     x, z = _coords(support.shape[0], pixel[0]), _coords(support.shape[1], pixel[-1])
     panels = 1 if amplitude is None else 2
-    fig = _figure(4.6 * panels, 3.2)
+    fig = _figure(4.6 * panels, 3.2, fig)
     axes = np.atleast_1d(fig.subplots(1, panels))
     img = _image(axes[0], support.astype(float), x, z, cmap="Greys", vmin=0, vmax=1,
                  aspect="auto")
@@ -298,7 +309,8 @@ def plot_support(support: np.ndarray, *, pixel_nm: Sequence[float] | float,
 
 def plot_convergence(history: np.ndarray, *, fourier_error: np.ndarray | None = None,
                      algorithm: str | None = None, start_indices: Sequence[int] | None = None,
-                     title: str | None = None) -> Figure:
+                     title: str | None = None,
+    fig: Figure | None = None) -> Figure:
     """Convergence curves of all starts: error metric against iteration.
 
     Parameters
@@ -323,7 +335,7 @@ def plot_convergence(history: np.ndarray, *, fourier_error: np.ndarray | None = 
               else np.array([row[np.isfinite(row)][-1] if np.isfinite(row).any() else np.nan
                              for row in history]))
     best = int(np.nanargmin(finals)) if np.isfinite(finals).any() else 0
-    fig = _figure(9.5, 3.6)
+    fig = _figure(9.5, 3.6, fig)
     ax, ax_hist = fig.subplots(1, 2, width_ratios=[2.4, 1])
     it = np.arange(1, n_iter + 1)
     for k in range(n_starts):
@@ -357,11 +369,56 @@ def plot_convergence(history: np.ndarray, *, fourier_error: np.ndarray | None = 
 
 
 # ------------------------------------------------------------ patterns
+def supercell_boxes(patterns: Any, phasing: Any, *, pixel_nm: Sequence[float],
+                    max_runs: int = 8) -> tuple[np.ndarray, list, list]:
+    """Where pattern recognition cut its supercells, as rectangles to draw.
+
+    Parameters
+    ----------
+    patterns
+        A :class:`~nanotools.patterns.PatternResult` (``run_index``,
+        ``origin_px``, ``labels``, ``supercells``, ``period_nm``,
+        ``pixel_nm``).
+    phasing
+        The :class:`~nanotools.phasing.PhasingResult` it came from
+        (``start_indices``, ``fourier_error``).
+    pixel_nm
+        Pixel of the runs' real-space grid (nm per axis): a box is one
+        period wide.
+    max_runs
+        At most this many runs, the best (lowest Fourier error) first.
+
+    Returns
+    -------
+    runs, boxes, labels
+        Positions of the runs in ``phasing.objects``; per run, the
+        ``(x0, z0, width, height)`` rectangles (pixels) of its supercells;
+        per run, their cluster labels. For
+        :func:`plot_located_supercells`.
+    """
+    start_indices = np.asarray(phasing.start_indices)
+    run_index = np.asarray(patterns.run_index)
+    used = [int(np.nonzero(start_indices == k)[0][0]) for k in np.unique(run_index)
+            if np.any(start_indices == k)]
+    used.sort(key=lambda r: float(phasing.fourier_error[r]))
+    runs = np.asarray(used[:max_runs], int)
+    width = float(patterns.period_nm) / float(np.ravel(pixel_nm)[0])
+    height = float(np.shape(patterns.supercells)[-1])  # rows of the run's grid
+    boxes, labels = [], []
+    for r in runs:
+        here = np.nonzero(run_index == start_indices[r])[0]
+        boxes.append([(float(patterns.origin_px[i][0]), float(patterns.origin_px[i][-1]),
+                       width, height) for i in here])
+        labels.append([int(patterns.labels[i]) for i in here])
+    return runs, boxes, labels
+
+
 def plot_located_supercells(objects: np.ndarray, *, boxes: Sequence[Sequence[tuple]],
                             pixel_nm: Sequence[float] | float,
                             run_labels: Sequence[str] | None = None, max_runs: int = 8,
                             cell_labels: Sequence[Sequence[int]] | None = None,
-                            title: str | None = None) -> Figure:
+                            title: str | None = None,
+    fig: Figure | None = None) -> Figure:
     """Each run's amplitude with the supercells located in it outlined.
 
     Parameters
@@ -385,7 +442,7 @@ def plot_located_supercells(objects: np.ndarray, *, boxes: Sequence[Sequence[tup
     pixel = np.broadcast_to(np.asarray(pixel_nm, float), (objects.ndim - 1,))
     cols = min(n, 4) if n else 1
     rows = max(1, int(np.ceil(n / cols)))
-    fig = _figure(3.0 * cols, 2.3 * rows + 0.4)
+    fig = _figure(3.0 * cols, 2.3 * rows + 0.4, fig)
     axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False).ravel())
     colours = ["tab:orange", "tab:cyan", "tab:green", "tab:pink", "tab:olive", "tab:purple"]
     total = 0
@@ -413,7 +470,8 @@ def plot_located_supercells(objects: np.ndarray, *, boxes: Sequence[Sequence[tup
 
 
 def plot_clusters(clusters: Sequence[Any], *, x_nm: np.ndarray, z_nm: np.ndarray,
-                  chosen: int | None = None, title: str | None = None) -> Figure:
+                  chosen: int | None = None, title: str | None = None,
+    fig: Figure | None = None) -> Figure:
     """The k-means clusters side by side: amplitude and displacement of each
     cluster's average, titled with its member count.
 
@@ -429,7 +487,7 @@ def plot_clusters(clusters: Sequence[Any], *, x_nm: np.ndarray, z_nm: np.ndarray
         The label of the chosen cluster, framed in red.
     """
     k = max(len(clusters), 1)
-    fig = _figure(2.6 * k + 0.8, 4.4)
+    fig = _figure(2.6 * k + 0.8, 4.4, fig)
     axes = fig.subplots(2, k, squeeze=False)
     dlim = max((_symmetric_limit(c.displacement) for c in clusters), default=1.0)
     amax = max((float(np.nanmax(c.amplitude)) for c in clusters), default=1.0)
@@ -466,7 +524,8 @@ def plot_clusters(clusters: Sequence[Any], *, x_nm: np.ndarray, z_nm: np.ndarray
 # ------------------------------------------------------------ final maps
 def plot_supercell_maps(amplitude: np.ndarray, displacement: np.ndarray, *, x_nm: np.ndarray,
                         z_nm: np.ndarray, strain: np.ndarray | dict | None = None,
-                        title: str | None = None, scale_bar_nm: float | None = None) -> Figure:
+                        title: str | None = None,
+    fig: Figure | None = None, scale_bar_nm: float | None = None) -> Figure:
     """The averaged supercell: amplitude, displacement along G and strain,
     each with a scale bar in nm.
 
@@ -494,7 +553,7 @@ def plot_supercell_maps(amplitude: np.ndarray, displacement: np.ndarray, *, x_nm
             values = np.asarray(values, float)
             panels.append((name, values * 100.0, STRAIN_CMAP, f"{name} (%)",
                            _symmetric_limit(values * 100.0)))
-    fig = _figure(_panel_width(x_nm, z_nm) * len(panels), 3.3)
+    fig = _figure(_panel_width(x_nm, z_nm) * len(panels), 3.3, fig)
     axes = np.atleast_1d(fig.subplots(1, len(panels)))
     for ax, (name, values, cmap, label, lim) in zip(axes, panels):
         kw = dict(vmin=-lim, vmax=lim) if lim is not None else {}
@@ -510,10 +569,11 @@ def plot_supercell_maps(amplitude: np.ndarray, displacement: np.ndarray, *, x_nm
 
 def plot_uncertainty(amplitude_std: np.ndarray, displacement_std: np.ndarray, *,
                      x_nm: np.ndarray, z_nm: np.ndarray, n_members: int | None = None,
-                     title: str | None = None) -> Figure:
+                     title: str | None = None,
+    fig: Figure | None = None) -> Figure:
     """The uncertainty of the averaged supercell: the standard deviation of
     amplitude and displacement over the chosen cluster's members."""
-    fig = _figure(_panel_width(x_nm, z_nm) * 2, 3.3)
+    fig = _figure(_panel_width(x_nm, z_nm) * 2, 3.3, fig)
     axes = fig.subplots(1, 2)
     for ax, values, name, label in (
             (axes[0], amplitude_std, "amplitude std", "σ amplitude"),
@@ -529,12 +589,13 @@ def plot_uncertainty(amplitude_std: np.ndarray, displacement_std: np.ndarray, *,
 
 
 def plot_comparison(reconstruction: np.ndarray, truth: np.ndarray, *, x_nm: np.ndarray,
-                    z_nm: np.ndarray, G: float, title: str | None = None) -> Figure:
+                    z_nm: np.ndarray, G: float, title: str | None = None,
+    fig: Figure | None = None) -> Figure:
     """Reconstructed and true supercell side by side: amplitude and
     displacement (``phase / G``, angstrom), both already aligned (shift,
     global phase and twin removed by the caller)."""
     rec, tru = np.asarray(reconstruction), np.asarray(truth)
-    fig = _figure(7.0, 5.6)
+    fig = _figure(7.0, 5.6, fig)
     axes = fig.subplots(2, 2)
     ulim = max(_symmetric_limit(np.angle(tru) / G), _symmetric_limit(np.angle(rec) / G))
     for j, (name, obj) in enumerate((("reconstruction", rec), ("truth", tru))):
@@ -553,7 +614,8 @@ def plot_comparison(reconstruction: np.ndarray, truth: np.ndarray, *, x_nm: np.n
 
 
 def plot_prtf(q: np.ndarray, prtf: np.ndarray, *, resolution_nm: float | None = None,
-              threshold: float = 1 / np.e, title: str | None = None) -> Figure:
+              threshold: float = 1 / np.e, title: str | None = None,
+    fig: Figure | None = None) -> Figure:
     """Phase-retrieval transfer function of the chosen cluster against |q|
     (1/nm), with the threshold (1/e by default) that defines the resolution.
 
@@ -567,7 +629,7 @@ def plot_prtf(q: np.ndarray, prtf: np.ndarray, *, resolution_nm: float | None = 
         below the threshold.
     """
     q, prtf = np.asarray(q, float), np.asarray(prtf, float)
-    fig = _figure(4.6, 3.2)
+    fig = _figure(4.6, 3.2, fig)
     ax = fig.subplots()
     ax.plot(q, prtf, "k.-", lw=1.2, gid="prtf")
     ax.axhline(threshold, color="tab:red", ls=":", lw=1)
