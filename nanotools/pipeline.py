@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from . import __version__
-from .errors import InputError, ParameterError
+from .errors import InputError, NanotoolsError, ParameterError
 from .io import Reconstruction, load_stage, read_map, save_stage, sha256_file, write_result
 from .params import to_json, validate
 
@@ -64,6 +64,15 @@ def _call(func, *args, params: dict, **extra):
     kwargs = {k: v for k, v in params.items() if takes_all or k in accepted}
     kwargs.update(extra)
     return func(*args, **kwargs)
+
+
+def _naming(exc: NanotoolsError, input_path) -> NanotoolsError:
+    """The same error, naming the input file if it does not yet (a stage only
+    knows the map's ``source``, which for a simulated map is no file)."""
+    if str(input_path) in str(exc):
+        return exc
+    where = f"{exc.path}, in {input_path}" if exc.path else str(input_path)
+    return type(exc)(exc.message, path=where)
 
 
 def _load_checkpoint(folder: Path, key: str) -> list:
@@ -226,17 +235,19 @@ def reconstruct_file(input_path: str | os.PathLike, out_path: str | os.PathLike,
         notes.append(f"warning: {w.message}")
         warnings.warn(w.message, w.category, stacklevel=2)
     notes.append(f"out-of-plane axis '{rsm.axis_names[-1]}': {rsm.out_of_plane_reason}")
-    prepared = _call(preprocess.prepare, rsm, params=full)
-    notes.extend(str(n) for n in getattr(prepared, "notes", []))
-
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    folder = checkpoint_dir(out_path) if checkpoint else None
-    key = checkpoint_key(input_sha, full, seed)
-    phased, resumed = run_phasing(prepared, full, seed=seed, checkpoint=folder, key=key,
-                                  chunk_size=chunk_size, progress=progress)
-    if resumed:
-        notes.append(f"resumed from a checkpoint with {resumed} finished starts")
-    found = _call(patterns.find_supercells, phased, prepared, params=full, seed=seed)
+    try:
+        prepared = _call(preprocess.prepare, rsm, params=full)
+        notes.extend(str(n) for n in getattr(prepared, "notes", []))
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        folder = checkpoint_dir(out_path) if checkpoint else None
+        key = checkpoint_key(input_sha, full, seed)
+        phased, resumed = run_phasing(prepared, full, seed=seed, checkpoint=folder, key=key,
+                                      chunk_size=chunk_size, progress=progress)
+        if resumed:
+            notes.append(f"resumed from a checkpoint with {resumed} finished starts")
+        found = _call(patterns.find_supercells, phased, prepared, params=full, seed=seed)
+    except NanotoolsError as exc:
+        raise _naming(exc, input_path) from None
     best = found.best
     maps = analysis.supercell_maps(best.mean, G=found.G, pixel_nm=tuple(found.pixel_nm))
     members = np.asarray(found.supercells)[np.asarray(found.labels) == found.chosen]
