@@ -576,12 +576,12 @@ def plot_uncertainty(amplitude_std: np.ndarray, displacement_std: np.ndarray, *,
     fig = _figure(_panel_width(x_nm, z_nm) * 2, 3.3, fig)
     axes = fig.subplots(1, 2)
     for ax, values, name, label in (
-            (axes[0], amplitude_std, "amplitude std", "σ amplitude"),
-            (axes[1], displacement_std, "displacement std", "σ u (Å)")):
+            (axes[0], amplitude_std, "σ amplitude", "σ amplitude"),
+            (axes[1], displacement_std, "σ displacement", "σ u (Å)")):
         img = _image(ax, np.asarray(values, float), x_nm, z_nm, cmap=UNCERTAINTY_CMAP, vmin=0)
-        img.set_gid(name.replace(" ", "-"))
+        img.set_gid(label)
         fig.colorbar(img, ax=ax, label=label, shrink=0.85)
-        ax.set_title(f"{name} (mean {np.nanmean(values):.3g})", fontsize=9)
+        ax.set_title(f"{name}\nmean {np.nanmean(values):.3g}", fontsize=9)
         add_scale_bar(ax)
     fig.suptitle(title or "uncertainty over the cluster's members"
                  + (f" (n = {n_members})" if n_members else ""), fontsize=10)
@@ -595,21 +595,22 @@ def plot_comparison(reconstruction: np.ndarray, truth: np.ndarray, *, x_nm: np.n
     displacement (``phase / G``, angstrom), both already aligned (shift,
     global phase and twin removed by the caller)."""
     rec, tru = np.asarray(reconstruction), np.asarray(truth)
-    fig = _figure(7.0, 5.6, fig)
+    fig = _figure(2 * _panel_width(x_nm, z_nm), 6.0, fig)
     axes = fig.subplots(2, 2)
     ulim = max(_symmetric_limit(np.angle(tru) / G), _symmetric_limit(np.angle(rec) / G))
     for j, (name, obj) in enumerate((("reconstruction", rec), ("truth", tru))):
         amp = np.abs(obj) / (np.abs(obj).max() or 1.0)
-        _image(axes[0, j], amp, x_nm, z_nm, cmap=AMPLITUDE_CMAP, vmin=0, vmax=1)
-        img = _image(axes[1, j], np.angle(obj) / G, x_nm, z_nm, cmap=DISPLACEMENT_CMAP,
-                     vmin=-ulim, vmax=ulim)
+        img_amp = _image(axes[0, j], amp, x_nm, z_nm, cmap=AMPLITUDE_CMAP, vmin=0, vmax=1)
+        img_u = _image(axes[1, j], np.angle(obj) / G, x_nm, z_nm, cmap=DISPLACEMENT_CMAP,
+                       vmin=-ulim, vmax=ulim)
+        fig.colorbar(img_amp, ax=axes[0, j], label="amplitude", shrink=0.85)
+        fig.colorbar(img_u, ax=axes[1, j], label="u (Å)", shrink=0.85)
         axes[0, j].set_title(f"{name}: amplitude", fontsize=9)
         axes[1, j].set_title(f"{name}: u (Å)", fontsize=9)
         for ax in axes[:, j]:
             add_scale_bar(ax)
-    fig.colorbar(img, ax=axes[1, :].tolist(), label="u (Å)", shrink=0.85)
     if title:
-        fig.suptitle(title)
+        fig.suptitle(title, fontsize=10)
     return fig
 
 

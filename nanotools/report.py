@@ -276,17 +276,39 @@ def _cell_label(exc: Any, notebook: Any) -> str:
     return f"{where} (`{first}`)" if first else where
 
 
+def _quiet_kernel_manager(log_path: Path) -> type:
+    """A kernel manager whose kernel writes its own stderr (start-up and
+    shutdown chatter) to ``log_path`` instead of the terminal; what the
+    notebook prints still lands in the executed notebook."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class QuietKernelManager(AsyncKernelManager):
+        async def _async_launch_kernel(self, kernel_cmd: list, **kw: Any) -> None:
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            kw["stderr"] = open(log_path, "ab")  # noqa: SIM115 - the kernel owns it
+            return await super()._async_launch_kernel(kernel_cmd, **kw)
+
+    return QuietKernelManager
+
+
 def _execute(notebook: Path, output: Path, parameters: dict[str, Any], cwd: Path,
              timeout_s: float | None) -> None:
+    import logging
+
     import nbformat
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
+    # papermill warns about comments it cannot parse and about missing
+    # parameters; the run's own progress lines are what a person reads
+    logging.getLogger("papermill").setLevel(logging.ERROR)
     try:
         papermill.execute_notebook(str(notebook), str(output), parameters=parameters,
                                    cwd=str(cwd), kernel_name="python3", progress_bar=False,
                                    log_output=False, request_save_on_cell_execute=False,
-                                   execution_timeout=timeout_s)
+                                   execution_timeout=timeout_s,
+                                   kernel_manager_class=_quiet_kernel_manager(
+                                       cwd / _STAGE_DIR / "kernel.log"))
     except PapermillExecutionError as exc:
         try:
             executed = nbformat.read(str(output), as_version=4)
@@ -491,9 +513,20 @@ def _read_provenance(result_path: Path) -> tuple[dict, dict]:
     return provenance, parameters
 
 
+def _format(value: Any) -> str:
+    """A provenance value as a person reads it: text decoded, floats rounded."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, (list, tuple)):
+        return "; ".join(_format(v) for v in value)
+    return str(value)
+
+
 def _table(rows: dict, *, cls: str) -> str:
-    body = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
-                   for k, v in rows.items())
+    body = "".join(f'<tr><th>{html.escape(str(k))}</th><td data-name="{html.escape(str(k))}">'
+                   f"{html.escape(_format(v))}</td></tr>" for k, v in rows.items())
     return f'<table class="{cls}">{body}</table>'
 
 
