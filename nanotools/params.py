@@ -53,7 +53,7 @@ _LIST = [
        "lattice constants 'a,b,c' in angstrom for r.l.u. axes (overrides the file)"),
     # -- phasing
     _P("n_starts", 32, int, "phasing", "number of random starts", "", 1, 100000),
-    _P("algorithm", "RAAR**400 HIO**200 RAAR**400 ER**100", str, "phasing",
+    _P("algorithm", "HIO**1000 RAAR**500 ER**200", str, "phasing",
        "sequence of ALGO**N steps, ALGO in ER, HIO, RAAR; total = n_iterations per start"),
     _P("beta", 0.9, float, "phasing", "feedback parameter of HIO and RAAR", "", 0.0, 1.0),
     _P("support_margin", 1.15, float, "phasing",
@@ -62,8 +62,9 @@ _LIST = [
     _P("shrink_wrap_threshold", 0.12, float, "phasing",
        "shrink-wrap keeps pixels above this fraction of the blurred maximum", "", 0.0, 1.0),
     _P("shrink_wrap_sigma_nm", 2.0, float, "phasing", "blur width of shrink-wrap", "nm", 0.0),
-    _P("amplitude_constraint", 0.0, float, "phasing",
-       "pull the amplitude inside the support towards a constant (0 = off, 1 = hard)",
+    _P("amplitude_constraint", 0.5, float, "phasing",
+       "pull the amplitude towards its average over one period (0 = off, 1 = hard); "
+       "annealed to 0 over the first 70 % of the iterations",
        "", 0.0, 1.0),
     _P("precision", "single", str, "phasing", "floating-point precision",
        choices=("single", "double")),

@@ -26,6 +26,7 @@ import numpy as np
 
 from .analysis import _best_integer_shift, displacement, fourier_shift
 from .errors import ParameterError
+from .params import defaults as _defaults
 from .simulate import supercell_half_rows
 
 __all__ = ["ClusterAverage", "PatternResult", "test_function", "locate_supercells",
@@ -280,8 +281,13 @@ def _average(cells, label, members, run_scores, runs, G):
                           runs=np.unique(runs[members]))
 
 
-def find_supercells(phasing, prepared, *, n_clusters: int = 3, best_fraction: float = 0.5,
-                    patch_threshold: float = 0.5, min_cluster_fraction: float = 0.1,
+_D = _defaults("patterns")  # one source of defaults: nanotools.params
+
+
+def find_supercells(phasing, prepared, *, n_clusters: int = _D["n_clusters"],
+                    best_fraction: float = _D["best_fraction"],
+                    patch_threshold: float = _D["patch_threshold"],
+                    min_cluster_fraction: float = 0.1,
                     seed: int = 0) -> PatternResult:
     """Locate, cut, align, cluster and average the supercells of all runs.
 

@@ -25,6 +25,7 @@ import numpy as np
 
 from .backend import Backend, get_backend
 from .errors import ParameterError
+from .params import defaults as _defaults
 
 __all__ = ["ALGORITHMS", "PhasingResult", "parse_algorithm", "initial_support",
            "phase_retrieval", "concatenate", "poisson_llk"]
@@ -158,12 +159,17 @@ def _check_prepared(prepared) -> None:
             raise ParameterError(f"phase_retrieval needs a PreparedMap (missing '{name}')")
 
 
-def phase_retrieval(prepared, *, n_starts: int = 32, seed: int = 0, start: int = 0,
-                    algorithm: str = "RAAR**400 HIO**200 RAAR**400 ER**100",
-                    beta: float = 0.9, support_margin: float = 1.15,
-                    shrink_wrap_every: int = 20, shrink_wrap_threshold: float = 0.12,
-                    shrink_wrap_sigma_nm: float = 2.0, amplitude_constraint: float = 0.0,
-                    precision: str = "single", backend: str | Backend = "numpy",
+_D = _defaults("phasing")  # one source of defaults: nanotools.params
+
+
+def phase_retrieval(prepared, *, n_starts: int = _D["n_starts"], seed: int = 0, start: int = 0,
+                    algorithm: str = _D["algorithm"], beta: float = _D["beta"],
+                    support_margin: float = _D["support_margin"],
+                    shrink_wrap_every: int = _D["shrink_wrap_every"],
+                    shrink_wrap_threshold: float = _D["shrink_wrap_threshold"],
+                    shrink_wrap_sigma_nm: float = _D["shrink_wrap_sigma_nm"],
+                    amplitude_constraint: float = _D["amplitude_constraint"],
+                    precision: str = _D["precision"], backend: str | Backend = _D["backend"],
                     batch_size: int | None = None,
                     progress: Callable[[int, int], None] | None = None) -> PhasingResult:
     """Run ``n_starts`` random starts of an algorithm sequence.
@@ -193,9 +199,10 @@ def phase_retrieval(prepared, *, n_starts: int = 32, seed: int = 0, start: int =
     shrink_wrap_sigma_nm
         Blur (Gaussian sigma, nm) of shrink-wrap.
     amplitude_constraint
-        0..1: pull the amplitude inside the support towards the mean of its
-        z-row (a texture that is mostly a displacement field scatters evenly);
-        0 turns it off.
+        0..1: pull the amplitude inside the support towards its average over
+        one texture period along x (a texture that is mostly a displacement
+        field scatters evenly). The strength falls linearly to 0 at 70 % of
+        the sequence, so the last iterations are free. 0 turns it off.
     precision
         {"single", "double"}.
     backend
@@ -235,6 +242,7 @@ def phase_retrieval(prepared, *, n_starts: int = 32, seed: int = 0, start: int =
             be, intensity, measured_c, support0, ks, seed=seed, steps=steps, beta=beta,
             shrink_wrap_every=shrink_wrap_every, threshold=shrink_wrap_threshold,
             sigma_px=sigma_px, amplitude_constraint=amplitude_constraint,
+            period_px=getattr(prepared, "period_nm", 0.0) / prepared.pixel_nm[0],
             progress=None if progress is None else
             (lambda i, _d=done, _n=len(ks): progress(_d + i * _n, total)))
         done += len(ks) * n_iterations
@@ -261,7 +269,8 @@ def phase_retrieval(prepared, *, n_starts: int = 32, seed: int = 0, start: int =
 
 
 def _run_batch(be: Backend, intensity, measured_c, support0, ks, *, seed, steps, beta,
-               shrink_wrap_every, threshold, sigma_px, amplitude_constraint, progress):
+               shrink_wrap_every, threshold, sigma_px, amplitude_constraint, period_px,
+               progress):
     """Advance the starts ``ks`` through ``steps``; FFT layout (origin at index
     0) throughout, so no shifts are needed inside the loop."""
     xp = be.xp
@@ -286,6 +295,14 @@ def _run_batch(be: Backend, intensity, measured_c, support0, ks, *, seed, steps,
 
     n_total = sum(n for _, n in steps)
     history = np.empty((len(ks), n_total), np.float32)
+    lateral_filter = None
+    if amplitude_constraint > 0:
+        shape = intensity.shape
+        f = np.meshgrid(*[np.fft.fftfreq(n) for n in shape[:-1]], indexing="ij")
+        g = np.exp(-2 * np.pi ** 2 * sum((period_px / 2 * fi) ** 2 for fi in f))
+        lateral_filter = be.asarray(g[(None,) + (slice(None),) * len(f) + (None,)],
+                                    be.real_dtype)
+        anneal_end = 0.7 * n_total  # the last 30 % run free, so real contrast returns
     it = 0
     last_step = len(steps) - 1
     for step_no, (algo, n) in enumerate(steps):
@@ -300,8 +317,10 @@ def _run_batch(be: Backend, intensity, measured_c, support0, ks, *, seed, steps,
             F *= scale
             p = be.ifft(F)
             # -- real-space update
-            inside = _constrain_amplitude(xp, p, support, amplitude_constraint) \
-                if amplitude_constraint > 0 else p
+            strength = amplitude_constraint * max(0.0, 1 - it / anneal_end) \
+                if amplitude_constraint > 0 else 0.0
+            inside = _constrain_amplitude(be, p, support, strength, lateral_filter) \
+                if strength > 0 else p
             if algo == "ER":
                 psi = xp.where(support, inside, 0)
             elif algo == "HIO":
@@ -319,17 +338,28 @@ def _run_batch(be: Backend, intensity, measured_c, support0, ks, *, seed, steps,
     return obj, sup, history[:, -1].astype(float), history
 
 
-def _constrain_amplitude(xp, p, support, strength):
-    """Pull |p| inside the support towards its mean over each z-row (the
-    texture scatters evenly along x; the soft patch edges make the row mean a
-    better target than one global constant)."""
+def _constrain_amplitude(be: Backend, p, support, strength, lateral_filter):
+    """Pull |p| inside the support towards its own average over about one
+    texture period along the in-plane axes.
+
+    Stagnated runs of displacement textures show amplitude stripes at the
+    texture period that the true object does not have; a lateral average
+    removes exactly those and keeps what varies slowly (the soft edges of the
+    coherent patch) or only along z (layers, the film's interfaces).
+    ``lateral_filter`` is the Gaussian transfer function along x (and y),
+    shaped to broadcast over the batch.
+    """
+    xp = be.xp
     mag = xp.abs(p)
-    w = support.astype(mag.dtype)
+    w = support.astype(be.complex_dtype)
     in_plane = tuple(range(1, p.ndim - 1))
-    row_mean = (mag * w).sum(axis=in_plane, keepdims=True) / xp.maximum(
-        w.sum(axis=in_plane, keepdims=True), 1)
-    target = (1 - strength) * mag + strength * row_mean
-    return p * (target / xp.maximum(mag, 1e-12))
+    fft = be._fft
+    kw = be._fft_kw
+    smooth = lambda a: xp.real(fft.ifftn(fft.fftn(a, axes=in_plane, **kw) * lateral_filter,  # noqa: E731
+                                         axes=in_plane, **kw))
+    target = smooth(mag * w) / xp.maximum(smooth(w), 1e-6)
+    new = (1 - strength) * mag + strength * target
+    return p * (new / xp.maximum(mag, 1e-12))
 
 
 def _shrink_wrap(be: Backend, psi, box, sigma_px, threshold):
