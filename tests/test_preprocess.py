@@ -1,0 +1,229 @@
+"""Preprocessing against known answers: maps simulated with a known period,
+thickness, patch, background and peak position."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from nanotools.errors import InputError
+from nanotools.io import ReciprocalSpaceMap
+from nanotools.preprocess import (PreparedMap, bin_map, centre_and_crop, estimate_background,
+                                  locate_peak, measure_patch, measure_period, measure_thickness,
+                                  out_of_plane_score, prepare, subtract_background)
+from nanotools.simulate import TEXTURES, simulate_map
+
+
+def _steps(rsm):
+    return [float(np.mean(np.diff(q))) for q in rsm.q]
+
+
+# -- the whole stage ---------------------------------------------------------
+
+@pytest.mark.parametrize("texture", TEXTURES)
+def test_prepare_measures_period_thickness_patch(texture):
+    sim = simulate_map(texture)  # 256 x 128, 1 nm pixels, 12 nm period, 40 nm film
+    prep = prepare(sim.rsm)
+    assert isinstance(prep, PreparedMap)
+    assert prep.period_nm == pytest.approx(sim.period_nm, rel=0.01)
+    assert prep.thickness_nm == pytest.approx(sim.thickness_nm, rel=0.01)
+    patch = sim.parameters["patch_periods"] * sim.period_nm
+    assert prep.patch_nm == pytest.approx(patch, rel=0.15)
+    assert 0 < prep.period_err_nm < 0.1 and 0 < prep.thickness_err_nm < 0.4
+    # conventions: peak at n // 2, even sizes, q steps and real-space pixels
+    assert all(n % 2 == 0 for n in prep.shape)
+    centre = tuple(n // 2 for n in prep.shape)
+    assert np.unravel_index(np.argmax(prep.intensity), prep.shape) == centre
+    assert prep.G == pytest.approx(sim.G, rel=1e-4)
+    assert prep.pixel_nm == pytest.approx(sim.pixel_nm, rel=1e-6)
+    assert prep.q_step == pytest.approx(_steps(sim.rsm), rel=1e-9)
+    assert prep.intensity.min() >= 0 and np.all(prep.intensity[prep.mask] == 0)
+    assert prep.source == sim.rsm.source
+    assert any("period" in n and "satellites" in n for n in prep.notes)
+    assert any("fringe" in n for n in prep.notes)
+
+
+@pytest.mark.parametrize("texture, period", [("laminate", 11.3), ("bent_wave", 14.7),
+                                             ("checkerboard", 11.3), ("checkerboard", 20.0),
+                                             ("laminate", 25.0)])
+def test_period_non_integer_pixels(texture, period):
+    sim = simulate_map(texture, period_nm=period)
+    m = measure_period(sim.rsm.intensity - 1.0, sim.rsm.mask, _steps(sim.rsm))
+    assert m.value_nm == pytest.approx(period, rel=0.01)
+    assert len(m.orders) >= 3 and 0 in m.orders
+
+
+@pytest.mark.parametrize("pixel", [0.8, (1.3, 0.7), (1.5, 1.0)])
+def test_period_other_pixel_sizes(pixel):
+    sim = simulate_map("bent_wave", pixel_nm=pixel)
+    prep = prepare(sim.rsm)
+    assert prep.period_nm == pytest.approx(sim.period_nm, rel=0.01)
+    assert prep.pixel_nm == pytest.approx(sim.pixel_nm, rel=1e-6)
+
+
+@pytest.mark.parametrize("texture", TEXTURES)
+@pytest.mark.parametrize("thickness", [25.0, 33.5])
+def test_thickness(texture, thickness):
+    sim = simulate_map(texture, thickness_nm=thickness)
+    m = measure_thickness(sim.rsm.intensity - 1.0, sim.rsm.mask, _steps(sim.rsm))
+    assert m.value_nm == pytest.approx(thickness, rel=0.02)
+    assert m.value_nm == pytest.approx(thickness, abs=max(4 * m.err_nm, 0.01 * thickness))
+
+
+def test_given_period_and_thickness_are_used_and_said():
+    sim = simulate_map("laminate")
+    prep = prepare(sim.rsm, period_nm=12.5, thickness_nm=41.0)
+    assert prep.period_nm == 12.5 and prep.period_err_nm == 0
+    assert prep.thickness_nm == 41.0 and prep.thickness_err_nm == 0
+    assert any("as given" in n and "period" in n for n in prep.notes)
+    assert any("as given" in n and "thickness" in n for n in prep.notes)
+
+
+def test_three_dimensional_map():
+    sim = simulate_map("bent_wave", shape=(64, 32, 64), pixel_nm=(2.0, 2.0, 1.0),
+                       thickness_nm=20.0)
+    prep = prepare(sim.rsm)
+    assert prep.intensity.ndim == 3 and prep.shape == (64, 32, 64)
+    assert prep.period_nm == pytest.approx(12.0, rel=0.01)
+    assert prep.thickness_nm == pytest.approx(20.0, rel=0.02)
+    assert prep.patch_nm == pytest.approx(60.0, rel=0.15)
+    assert np.unravel_index(np.argmax(prep.intensity), prep.shape) == (32, 16, 32)
+    assert len(prep.pixel_nm) == 3
+
+
+# -- the pieces ----------------------------------------------------------------
+
+def test_peak_found_after_a_known_shift():
+    sim = simulate_map("laminate")
+    base = locate_peak(sim.rsm.intensity, sim.rsm.mask)
+    np.testing.assert_allclose(base, (128, 64), atol=0.5)
+    shift = (-9, 5)
+    moved = np.roll(sim.rsm.intensity, shift, axis=(0, 1))
+    mask = np.roll(sim.rsm.mask, shift, axis=(0, 1))
+    # a hot masked pixel brighter than the peak must not be taken for it
+    moved[20, 20] = 1e12
+    mask[20, 20] = True
+    found = locate_peak(moved, mask)
+    np.testing.assert_allclose(found - base, shift, atol=0.5)
+    rsm = ReciprocalSpaceMap(intensity=moved, mask=mask, q=sim.rsm.q, source="shifted")
+    prep = prepare(rsm)
+    np.testing.assert_allclose(prep.peak_index, found)
+    assert np.unravel_index(np.argmax(prep.intensity), prep.shape) == \
+        tuple(n // 2 for n in prep.shape)
+    # the largest window that fits symmetrically around the moved peak
+    assert prep.shape == (2 * (128 - 9), 2 * (64 - 5))
+    assert prep.period_nm == pytest.approx(12.0, rel=0.01)
+
+
+def test_centre_and_crop_carries_the_mask():
+    rng = np.random.default_rng(1)
+    data = rng.random((40, 30))
+    mask = np.zeros(data.shape, bool)
+    mask[25, :] = True  # a gap row
+    out = centre_and_crop(data, mask, (20.3, 12.0), crop=(40, 40))
+    assert out.intensity.shape == (40, 40)
+    assert out.start == (0, -8)
+    assert out.residual == pytest.approx((0.3, 0.0))
+    # pixels from outside the map are masked and zero
+    assert out.mask[:, :8].all() and not out.intensity[:, :8].any()
+    np.testing.assert_array_equal(out.mask[:, 8:38], mask[:, :30])
+    np.testing.assert_array_equal(out.intensity[:, 8:38], np.where(mask, 0, data)[:, :30])
+    # without crop: the largest even window centred on the peak
+    auto = centre_and_crop(data, mask, (20.3, 12.0))
+    assert auto.intensity.shape == (40, 24) and auto.start == (0, 0)
+
+
+def test_binning_conserves_counts_and_handles_masked_pixels():
+    rng = np.random.default_rng(2)
+    data = rng.poisson(50, (16, 12)).astype(float)
+    out, out_mask = bin_map(data, None, 2)
+    assert out.shape == (8, 6) and not out_mask.any()
+    assert out.sum() == pytest.approx(data.sum())
+    mask = np.zeros(data.shape, bool)
+    mask[0:2, 0:2] = True  # one whole bin
+    mask[2, 2] = True  # one of four pixels of another
+    out, out_mask = bin_map(data, mask, 2)
+    assert out_mask[0, 0] and out_mask.sum() == 1 and out[0, 0] == 0
+    assert out[1, 1] == pytest.approx((data[2:4, 2:4].sum() - data[2, 2]) * 4 / 3)
+    # 3-D, odd factor
+    cube = rng.random((9, 6, 3))
+    b, _ = bin_map(cube, None, 3)
+    assert b.shape == (3, 2, 1) and b.sum() == pytest.approx(cube.sum())
+
+
+def test_prepare_with_binning():
+    sim = simulate_map("laminate")
+    prep = prepare(sim.rsm, bin=2)
+    assert prep.shape == (128, 64) and prep.bin == 2
+    assert prep.q_step == pytest.approx([2 * s for s in _steps(sim.rsm)])
+    # counts are conserved up to the masked pixels' rescaling and the clipping
+    kept = prepare(sim.rsm).intensity.sum()
+    assert prep.intensity.sum() == pytest.approx(kept, rel=0.01)
+    assert prep.period_nm == pytest.approx(12.0, rel=0.01)
+    assert np.unravel_index(np.argmax(prep.intensity), prep.shape) == (64, 32)
+
+
+@pytest.mark.parametrize("background", [5.0, 20.0])
+def test_background_recovered(background):
+    sim = simulate_map("bent_wave", background=background, seed=3)
+    est = estimate_background(sim.rsm.intensity, sim.rsm.mask)
+    assert est == pytest.approx(background, rel=0.05)
+    prep = prepare(sim.rsm)
+    assert prep.background == pytest.approx(est)
+
+
+def test_background_too_large_warns():
+    sim = simulate_map("laminate")
+    with pytest.warns(UserWarning, match="background"):
+        out = subtract_background(sim.rsm.intensity, 1e4, sim.rsm.mask)
+    assert out.min() == 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        subtract_background(sim.rsm.intensity, 1.0, sim.rsm.mask)
+
+
+def test_patch_width():
+    sim = simulate_map("checkerboard", patch_periods=8.0)
+    m = measure_patch(sim.rsm.intensity - 1.0, sim.rsm.mask, _steps(sim.rsm), period_nm=12.0)
+    assert m.value_nm == pytest.approx(96.0, rel=0.15)
+
+
+def test_out_of_plane_axis_found_on_a_transposed_map():
+    for texture in TEXTURES:
+        sim = simulate_map(texture)
+        scores = out_of_plane_score(sim.rsm.intensity, sim.rsm.mask)
+        assert np.argmax(scores) == 1
+        scores_t = out_of_plane_score(sim.rsm.intensity.T, sim.rsm.mask.T)
+        assert np.argmax(scores_t) == 0
+    sim = simulate_map("bent_wave", shape=(64, 32, 64), pixel_nm=(2.0, 2.0, 1.0),
+                       thickness_nm=20.0)
+    moved = np.moveaxis(sim.rsm.intensity, 2, 0), np.moveaxis(sim.rsm.mask, 2, 0)
+    assert np.argmax(out_of_plane_score(*moved)) == 0
+
+
+# -- bad input -----------------------------------------------------------------
+
+def _rsm(intensity, source="test map"):
+    q = tuple(np.linspace(-0.1, 0.1, n) + (3.2 if i == intensity.ndim - 1 else 0)
+              for i, n in enumerate(intensity.shape))
+    return ReciprocalSpaceMap(intensity=intensity, mask=np.zeros(intensity.shape, bool), q=q,
+                              source=source)
+
+
+def test_all_zero_map_raises_naming_the_source():
+    with pytest.raises(InputError, match="no counts.*empty.h5"):
+        prepare(_rsm(np.zeros((64, 32)), source="empty.h5"))
+
+
+def test_no_satellites_raises():
+    sim = simulate_map("bent_wave", displacement_A=0.0)  # a plain film: no texture
+    with pytest.raises(InputError, match="no satellites.*plain.h5"):
+        prepare(_rsm(sim.rsm.intensity, source="plain.h5"))
+
+
+def test_no_fringes_raises():
+    x, z = np.meshgrid(np.arange(128) - 64, np.arange(64) - 32, indexing="ij")
+    blob = 1e6 * np.exp(-(x ** 2 + z ** 2) / 50.0) + 1.0
+    with pytest.raises(InputError, match="no thickness fringes.*blob.h5"):
+        prepare(_rsm(blob, source="blob.h5"), period_nm=12.0)
