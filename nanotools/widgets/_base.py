@@ -86,10 +86,14 @@ class PlotArea:
         self.canvas = None
         if interactive:
             try:
+                import warnings
+
                 from ipympl.backend_nbagg import Canvas, FigureManager
 
                 self.canvas = Canvas(self.figure)
-                self.canvas.manager = FigureManager(self.canvas, 0)
+                with warnings.catch_warnings():  # ipympl's toolbar trips a traitlets warning
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    self.canvas.manager = FigureManager(self.canvas, 0)
                 self.canvas.header_visible = False
                 self.canvas.toolbar_position = "left"
             except ImportError:  # ipympl is optional: fall back to still images
