@@ -190,18 +190,8 @@ def _filled(intensity: np.ndarray, mask: np.ndarray, sigma: float = 1.0) -> np.n
     return np.where(good, data, guess)
 
 
-def _smoothed(intensity: np.ndarray, mask: np.ndarray, sigma: float) -> np.ndarray:
-    """Normalized convolution: Gaussian smoothing that ignores masked pixels."""
-    good = ~mask
-    num = ndimage.gaussian_filter(np.where(good, np.nan_to_num(intensity), 0.0), sigma,
-                                  mode="nearest")
-    den = ndimage.gaussian_filter(good.astype(float), sigma, mode="nearest")
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(den > 1e-3, num / den, 0.0)
-
-
 def _parabola_vertex(ym: float, y0: float, yp: float) -> float:
-    """Offset (in samples, within +-0.5... +-1) of the vertex of the parabola
+    """Offset (in samples, clipped to +-1) of the vertex of the parabola
     through three equally spaced samples; 0 where they are collinear."""
     den = ym - 2 * y0 + yp
     if not np.isfinite(den) or den == 0:
