@@ -63,7 +63,7 @@ def test_rsm_marks_satellites_at_the_period_and_the_mask():
     assert len(_artists(fig, "mask")) == 1
     (img,) = _artists(fig, "rsm")
     assert img.norm.__class__.__name__ == "LogNorm"
-    assert "128 masked pixels" in fig.axes[0].get_title()
+    assert "64 masked pixels" in fig.axes[0].get_title()  # 2 columns x 32 rows
 
 
 def test_rsm_of_a_prepared_map_uses_relative_axes():
