@@ -29,8 +29,8 @@ class SupercellMaps:
     displacement
         Lattice displacement along G (angstrom): ``phase / |G|``.
     strain_zz, strain_xz
-        ``du/dz`` and ``du/dx`` (dimensionless), from the phase gradient of
-        the complex field, so no unwrapping enters.
+        ``du/dz`` and ``du/dx`` (dimensionless), from phase differences of
+        neighbouring pixels, so no unwrapping enters.
     x_nm, z_nm
         Pixel-centre coordinates (nm); z = 0 at the film centre.
     """
@@ -63,17 +63,20 @@ def displacement(cell: np.ndarray, G: float) -> np.ndarray:
 
 
 def strain(cell: np.ndarray, G: float, pixel_nm: tuple) -> tuple[np.ndarray, np.ndarray]:
-    """``(du/dz, du/dx)``, dimensionless, from ``Im(conj(c) grad c) / |c|^2 / |G|``.
+    """``(du/dz, du/dx)``, dimensionless, from phase differences of neighbours.
 
-    x is periodic (one texture period), z is not.
+    ``angle(c[i+1] conj(c[i-1])) / (2 d |G|)`` is exact for a linear phase and
+    needs no unwrapping. x is periodic (one texture period); along z the
+    film's first and last rows use one-sided differences.
     """
     c = np.asarray(cell)
     dx_A, dz_A = pixel_nm[0] * 10.0, pixel_nm[-1] * 10.0
-    mag2 = np.maximum(np.abs(c) ** 2, 1e-12 * np.max(np.abs(c) ** 2))
-    # periodic central difference along x, one-sided at the film's edges along z
-    dcdx = (np.roll(c, -1, axis=0) - np.roll(c, 1, axis=0)) / (2 * dx_A)
-    dcdz = np.gradient(c, dz_A, axis=-1)
-    return (np.imag(np.conj(c) * dcdz) / mag2 / G, np.imag(np.conj(c) * dcdx) / mag2 / G)
+    exz = np.angle(np.roll(c, -1, axis=0) * np.conj(np.roll(c, 1, axis=0))) / (2 * dx_A * G)
+    ezz = np.empty(c.shape)
+    ezz[:, 1:-1] = np.angle(c[:, 2:] * np.conj(c[:, :-2])) / (2 * dz_A * G)
+    ezz[:, 0] = np.angle(c[:, 1] * np.conj(c[:, 0])) / (dz_A * G)
+    ezz[:, -1] = np.angle(c[:, -1] * np.conj(c[:, -2])) / (dz_A * G)
+    return ezz, exz
 
 
 def supercell_maps(cell: np.ndarray, *, G: float, pixel_nm: tuple) -> SupercellMaps:
@@ -257,18 +260,22 @@ def prtf(cells: np.ndarray, *, pixel_nm: tuple, threshold: float = 1 / np.e
     num = np.abs(F.mean(axis=0))
     den = np.sqrt((np.abs(F) ** 2).mean(axis=0))
     with np.errstate(invalid="ignore", divide="ignore"):
-        p2 = np.where(den > 1e-12 * den.max(), num / den, 0.0)
+        # Fourier pixels with no power say nothing about agreement: left out
+        p2 = np.where(den > 1e-9 * den.max(), num / den, np.nan)
     n_cell, n_film = cells.shape[1:]
     qx = 2 * np.pi * np.fft.fftfreq(n_cell, pixel_nm[0])[:, None]
     qz = 2 * np.pi * np.fft.fftfreq(n_film, pixel_nm[-1])[None, :]
     qr = np.sqrt(qx ** 2 + qz ** 2)
     edges = np.linspace(0, qr.max() + 1e-9, max(min(n_cell, n_film) // 2, 2) + 1)
     idx = np.digitize(qr.ravel(), edges) - 1
-    curve = np.array([p2.ravel()[idx == i].mean() if np.any(idx == i) else np.nan
-                      for i in range(len(edges) - 1)])
+    flat = p2.ravel()
+    curve = np.array([np.nanmean(flat[idx == i]) if np.isfinite(flat[idx == i]).any()
+                      else np.nan for i in range(len(edges) - 1)])
     q = 0.5 * (edges[1:] + edges[:-1])
 
     def cutoff(line_q, line_p):
+        keep = np.isfinite(line_p)
+        line_q, line_p = line_q[keep], line_p[keep]
         order = np.argsort(line_q)
         lq, lp = line_q[order], line_p[order]
         ok = lp >= threshold
