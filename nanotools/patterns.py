@@ -29,7 +29,7 @@ from .errors import ParameterError
 from .params import defaults as _defaults
 from .simulate import supercell_half_rows
 
-__all__ = ["ClusterAverage", "PatternResult", "test_function", "locate_supercells",
+__all__ = ["ClusterAverage", "PatternResult", "sinusoidal_test_function", "locate_supercells",
            "cut_supercell", "align_supercells", "cluster_supercells", "find_supercells"]
 
 
@@ -116,7 +116,7 @@ class PatternResult:
         return next(c for c in self.clusters if c.label == self.chosen)
 
 
-def test_function(n: int, period_px: float) -> np.ndarray:
+def sinusoidal_test_function(n: int, period_px: float) -> np.ndarray:
     """The sinusoidal test function ``exp(2 pi i x / period)``, ``x = 0..n-1``.
 
     Cross-correlating it with a run along x, ``c(s) = sum_x f(x) t*(x - s)``,
@@ -167,7 +167,7 @@ def locate_supercells(obj: np.ndarray, *, period_px: float, half_rows: int,
     # global-phase-free feature: each row relative to its own mean field
     mean_row = (film * w[:, None]).sum(axis=0) / max(w.sum(), 1)
     g = film * np.conj(mean_row)[None, :] * w[:, None]
-    c = (g * np.conj(test_function(nx, period_px))[:, None]).sum(axis=0)  # one per row
+    c = (g * np.conj(sinusoidal_test_function(nx, period_px))[:, None]).sum(axis=0)  # one per row
     # rows may carry the harmonic with opposite signs (a checkerboard):
     # fold them onto the strongest row before summing
     ref = c[np.argmax(np.abs(c))]
@@ -263,7 +263,9 @@ def cluster_supercells(cells: np.ndarray, n_clusters: int, *, seed: int = 0) -> 
     features = np.concatenate([flat.real, flat.imag], axis=1)
     if k <= 1:
         return np.zeros(n, int)
-    return KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(features)
+    # many restarts: a tight good cluster beside scattered stagnated cells is a
+    # landscape where k-means often stops in a local minimum
+    return KMeans(n_clusters=k, n_init=50, random_state=seed).fit_predict(features)
 
 
 def _average(cells, label, members, run_scores, runs, G):

@@ -1,0 +1,103 @@
+"""patterns: locating, cutting, aligning and clustering supercells."""
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from nanotools.analysis import compare_supercells
+from nanotools.errors import ParameterError
+from nanotools.patterns import (align_supercells, cut_supercell, find_supercells,
+                                locate_supercells, sinusoidal_test_function)
+from nanotools.simulate import TEXTURES, simulate_map, supercell_half_rows
+
+from _small import prepared_from_truth, small_simulation
+
+
+def _runs_from_truth(sim, n, *, twin_every=2, rng=None):
+    """Fake phasing runs: the truth at random lateral shifts and global
+    phases, every other one as its twin."""
+    rng = rng or np.random.default_rng(0)
+    runs = []
+    for k in range(n):
+        r = np.roll(sim.truth, int(rng.integers(-6, 7)), axis=0) * np.exp(2j * np.pi * rng.random())
+        if twin_every and k % twin_every:
+            r = np.conj(np.roll(r[::-1, ::-1], (1, 1), axis=(0, 1)))
+        runs.append(r)
+    return np.array(runs)
+
+
+def test_test_function_is_periodic():
+    t = sinusoidal_test_function(24, 8.0)
+    assert np.allclose(t[8:16], t[:8]) and np.allclose(np.abs(t), 1)
+
+
+@pytest.mark.parametrize("texture", TEXTURES)
+def test_supercells_one_period_apart_inside_the_patch(texture):
+    sim = small_simulation(texture, patch_periods=5)
+    half = supercell_half_rows(sim.thickness_nm, 1.0)
+    x0, zc, env = locate_supercells(sim.truth, period_px=8.0, half_rows=half,
+                                    patch_threshold=0.5)
+    assert np.allclose(np.diff(x0), 8.0)
+    assert zc == pytest.approx(32, abs=0.05)           # film centred at row n // 2
+    assert len(x0) >= 4                                 # 5 periods, soft edges
+    assert all(env[int(x):int(x) + 8].min() >= 0.5 for x in x0)
+
+
+@pytest.mark.parametrize("period", [8.0, 9.3])
+def test_cut_supercell_matches_the_truth(period):
+    """Band-limited cutting at any origin reproduces the true cell, also for a
+    period that is not a whole number of pixels."""
+    sim = small_simulation("bent_wave", period_nm=period, patch_periods=6)
+    half = supercell_half_rows(sim.thickness_nm, 1.0)
+    x0, zc, _ = locate_supercells(sim.truth, period_px=period, half_rows=half)
+    spectrum = np.fft.fft2(sim.truth) / sim.truth.size
+    n_cell = int(round(period))
+    truth = simulate_map("bent_wave", shape=(128, 64), period_nm=period, thickness_nm=16,
+                         pixel_nm=(period / n_cell, 1.0)).truth_supercell
+    for x in x0[1:-1]:                                  # well inside the flat top
+        cell = cut_supercell(spectrum, x, zc, period_px=period, n_cell=n_cell, half_rows=half)
+        assert compare_supercells(cell, truth) < 0.03
+
+
+def test_twins_are_recognised_and_flipped():
+    sim = small_simulation("laminate")
+    ref = sim.truth_supercell
+    cells = np.array([np.roll(ref, 3, axis=0) * 1j, np.conj(np.roll(ref, 2, axis=0)[::-1, ::-1])])
+    aligned, twin, corr = align_supercells(cells, ref)
+    assert list(twin) == [False, True]
+    assert np.all(corr > 0.999)
+    assert all(compare_supercells(a, ref, ramp=False) < 1e-3 for a in aligned)
+
+
+def test_find_supercells_separates_stagnated_runs():
+    """Good runs (the truth, shifted, phased, twinned) and stagnated runs
+    (noise in the film) fall into different clusters; the good one is chosen
+    because its runs fit the data better."""
+    sim = small_simulation("laminate")
+    good = _runs_from_truth(sim, 6)
+    rng = np.random.default_rng(3)
+    bad = np.abs(good[:3]) * np.exp(2j * np.pi * rng.random(good[:3].shape))
+    phasing = SimpleNamespace(objects=np.concatenate([good, bad]),
+                              fourier_error=np.r_[np.full(6, 0.01), np.full(3, 0.05)],
+                              start_indices=np.arange(9))
+    prep = prepared_from_truth(sim)
+    res = find_supercells(phasing, prep, n_clusters=2, best_fraction=1.0)
+    chosen = res.best
+    assert compare_supercells(chosen.mean, sim.truth_supercell) < 0.02
+    assert set(chosen.runs) == set(range(6))
+    assert chosen.n_members == sum(res.run_index < 6)
+    assert "lowest median Fourier error" in res.chosen_reason
+    good_cells = res.run_index < 6
+    odd = res.run_index % 2 == 1                        # the twinned runs
+    assert res.twin[good_cells & odd].all() and not res.twin[good_cells & ~odd].any()
+    # every representation is averaged with the same labels
+    assert chosen.amplitude.shape == chosen.displacement.shape == chosen.mean.shape
+    assert np.all(chosen.amplitude_std < 1e-6 * chosen.amplitude.max() + 1e-3)
+
+
+def test_too_few_supercells_is_a_clear_error():
+    sim = small_simulation("laminate")
+    phasing = SimpleNamespace(objects=sim.truth[None], fourier_error=np.array([0.01]),
+                              start_indices=np.arange(1))
+    with pytest.raises(ParameterError, match="fewer than n_clusters"):
+        find_supercells(phasing, prepared_from_truth(sim), n_clusters=50)

@@ -1,0 +1,92 @@
+"""phasing: algorithms, seeding, masks, metrics."""
+import numpy as np
+import pytest
+
+from nanotools.analysis import compare_supercells
+from nanotools.errors import ParameterError
+from nanotools.patterns import find_supercells
+from nanotools.phasing import (concatenate, initial_support, parse_algorithm, phase_retrieval,
+                               poisson_llk)
+
+from _small import FAST_ALGORITHM, prepared_from_truth, small_simulation
+
+
+@pytest.fixture(scope="module")
+def laminate():
+    sim = small_simulation("laminate")
+    return sim, prepared_from_truth(sim)
+
+
+def test_parse_algorithm():
+    assert parse_algorithm("HIO**10, RAAR**5 ER") == [("HIO", 10), ("RAAR", 5), ("ER", 1)]
+    for bad in ("", "XYZ**3", "HIO**", "HIO*3"):
+        with pytest.raises(ParameterError):
+            parse_algorithm(bad)
+
+
+def test_initial_support_is_the_enlarged_slab():
+    s = initial_support((100, 50), (1.0, 1.0), thickness_nm=20, patch_nm=40, margin=1.0)
+    assert s.sum(axis=1).max() == 21 and s.sum(axis=0).max() == 41
+    with pytest.raises(ParameterError, match="oversampling"):
+        initial_support((40, 50), (1.0, 1.0), thickness_nm=20, patch_nm=40, margin=1.0)
+
+
+def test_poisson_llk_is_zero_for_the_truth():
+    data = np.array([[0.0, 5.0], [10.0, 100.0]])
+    measured = np.ones_like(data, bool)
+    assert poisson_llk(data[None], data, measured)[0] == pytest.approx(0, abs=1e-9)
+    assert poisson_llk(2 * data[None], data, measured)[0] > 1
+
+
+def test_recovers_the_film(laminate):
+    """The best start fits the data and its supercells match the truth."""
+    sim, prep = laminate
+    r = phase_retrieval(prep, n_starts=6, seed=0, algorithm=FAST_ALGORITHM)
+    assert r.objects.shape == (6, 128, 64) and r.objects.dtype == np.complex64
+    assert r.history.shape == (6, 500)
+    assert np.allclose(r.history[:, -1], r.fourier_error, rtol=1e-5)
+    assert r.fourier_error.min() < 0.01
+    # the convergence history falls: the last error is far below the first
+    assert np.all(r.history[:, -1] < 0.5 * r.history[:, 0])
+    pat = find_supercells(r, prep, n_clusters=2, best_fraction=0.5)
+    assert compare_supercells(pat.best.mean, sim.truth_supercell) < 0.15
+
+
+def test_chunks_equal_one_run(laminate):
+    """Start k depends only on (seed, k): any split gives identical starts."""
+    _, prep = laminate
+    kw = dict(seed=7, algorithm="HIO**20 ER**10")
+    whole = phase_retrieval(prep, n_starts=4, **kw)
+    parts = concatenate([phase_retrieval(prep, n_starts=2, start=0, **kw),
+                         phase_retrieval(prep, n_starts=2, start=2, **kw)])
+    assert np.array_equal(whole.objects, parts.objects)
+    assert np.array_equal(whole.start_indices, [0, 1, 2, 3])
+    other = phase_retrieval(prep, n_starts=1, **{**kw, "seed": 8})
+    assert not np.array_equal(other.objects[0], whole.objects[0])
+
+
+def test_masked_pixels_are_free(laminate):
+    """Whatever a masked pixel holds, the reconstruction is the same."""
+    sim, prep = laminate
+    kw = dict(n_starts=2, seed=1, algorithm="HIO**30 ER**10")
+    mask = prep.mask.copy()
+    mask[60:64, 20:30] = True
+    prep.mask = mask
+    base = phase_retrieval(prep, **kw)
+    garbage = prep.intensity.copy()
+    garbage[60:64, 20:30] = 1e12
+    prep_garbage = type(prep)(**{**vars(prep), "intensity": garbage})
+    other = phase_retrieval(prep_garbage, **kw)
+    assert np.allclose(base.objects, other.objects, atol=1e-6 * np.abs(base.objects).max())
+
+
+def test_double_precision_and_bad_parameters(laminate):
+    _, prep = laminate
+    r = phase_retrieval(prep, n_starts=1, algorithm="ER**3", precision="double")
+    assert r.objects.dtype == np.complex128
+    with pytest.raises(ParameterError):
+        phase_retrieval(prep, n_starts=0)
+    with pytest.raises(ParameterError):
+        phase_retrieval(prep, n_starts=1, backend="fortran")
+    with pytest.raises(ParameterError):
+        phase_retrieval(object(), n_starts=1)
