@@ -267,11 +267,17 @@ def _cell_label(exc: Any, notebook: Any) -> str:
         first = first[:57] + "..."
     index = getattr(exc, "cell_index", None)
     code_number = None
-    if notebook is not None and index is not None:
-        cells = notebook.cells[: index + 1]
-        # count code cells as a person sees them, without papermill's injected one
-        code_number = sum(1 for c in cells if c.cell_type == "code"
-                          and "injected-parameters" not in c.metadata.get("tags", []))
+    if notebook is not None:
+        # count code cells as a person sees them in the stored notebook, without
+        # papermill's injected one, up to the cell that holds the error
+        number = 0
+        for cell in notebook.cells:
+            if cell.cell_type != "code" or "injected-parameters" in cell.metadata.get("tags", []):
+                continue
+            number += 1
+            if any(o.get("output_type") == "error" for o in cell.get("outputs", [])):
+                code_number = number
+                break
     where = f"cell {code_number}" if code_number else f"cell index {index}"
     return f"{where} (`{first}`)" if first else where
 
