@@ -161,6 +161,14 @@ def _apply(r: np.ndarray, sx: float, sz: float, kx: float, kz: float) -> np.ndar
     return fourier_shift(r * np.exp(1j * (kx * x + kz * z)), sx, sz)
 
 
+def _pad_rows(cell: np.ndarray, n_rows: int) -> np.ndarray:
+    """``cell`` centred in ``n_rows`` rows, zeros around it."""
+    extra = n_rows - cell.shape[1]
+    if extra <= 0:
+        return cell
+    return np.pad(cell, ((0, 0), (extra // 2, extra - extra // 2)))
+
+
 def align_supercell(cell: np.ndarray, reference: np.ndarray, *, twin: bool | None = None,
                     ramp: bool = True, max_dz: int = 3) -> tuple[np.ndarray, dict]:
     """Bring ``cell`` onto ``reference``: lateral (periodic) and vertical
@@ -186,8 +194,11 @@ def align_supercell(cell: np.ndarray, reference: np.ndarray, *, twin: bool | Non
     """
     t = np.asarray(reference, complex)
     c = np.asarray(cell, complex)
-    if t.shape != c.shape:
+    if t.ndim != 2 or c.ndim != 2 or t.shape[0] != c.shape[0]:
         raise ParameterError(f"supercells differ in shape: {c.shape} vs {t.shape}")
+    # a film measured a row thicker or thinner: pad the shorter cell with
+    # empty rows (z is not periodic, so empty rows are what lies beyond it)
+    t, c = _pad_rows(t, max(t.shape[1], c.shape[1])), _pad_rows(c, max(t.shape[1], c.shape[1]))
     if not np.any(t) or not np.isfinite(t).all() or not np.isfinite(c).all():
         raise ParameterError("supercells must be finite and the reference non-zero")
     best = None
@@ -227,7 +238,8 @@ def compare_supercells(reconstruction: np.ndarray, truth: np.ndarray, *,
     Parameters
     ----------
     reconstruction, truth
-        Complex ``(n_cell, n_film)`` arrays of one shape.
+        Complex ``(n_cell, n_film)`` arrays with the same ``n_cell``; if
+        ``n_film`` differs, the shorter is padded with empty rows.
     """
     return align_supercell(reconstruction, truth, ramp=ramp)[1]["error"]
 
