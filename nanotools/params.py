@@ -77,6 +77,8 @@ _LIST = [
     _P("patch_threshold", 0.5, float, "patterns",
        "a supercell is cut only where the run's amplitude envelope exceeds this fraction of its maximum",
        "", 0.0, 1.0),
+    _P("min_cluster_fraction", 0.1, float, "patterns",
+       "a cluster must hold at least this fraction of the supercells to be chosen", "", 0.0, 1.0),
 ]
 PARAMETERS: dict[str, Parameter] = {p.name: p for p in _LIST}
 

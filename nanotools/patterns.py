@@ -9,8 +9,9 @@ stagnate. Following Shao et al. (PNAS 2023):
    where the supercells start, one period apart;
 2. the supercells lying inside the coherent patch are cut out (sampled by
    band-limited interpolation, so any period and origin are exact);
-3. all supercells are aligned on a reference: lateral shift (periodic),
-   vertical shift, twin and global phase;
+3. the phase ramp of the Bragg-peak centre is removed, and all supercells
+   are aligned on a reference: lateral shift (periodic), vertical shift,
+   twin and global phase;
 4. k-means (scikit-learn) clusters the aligned complex supercells; the same
    labels average every representation (complex, amplitude, displacement),
    with a per-pixel spread;
@@ -30,7 +31,8 @@ from .params import defaults as _defaults
 from .simulate import supercell_half_rows
 
 __all__ = ["ClusterAverage", "PatternResult", "sinusoidal_test_function", "locate_supercells",
-           "cut_supercell", "align_supercells", "cluster_supercells", "find_supercells"]
+           "cut_supercell", "align_supercells", "cluster_supercells", "remove_peak_ramp",
+           "find_supercells"]
 
 
 @dataclass
@@ -286,10 +288,35 @@ def _average(cells, label, members, run_scores, runs, G):
 _D = _defaults("patterns")  # one source of defaults: nanotools.params
 
 
+def remove_peak_ramp(objects: np.ndarray, residual: tuple) -> np.ndarray:
+    """Remove the linear phase ramp that the choice of Bragg-peak centre puts
+    on every run.
+
+    The map was centred on the pixel nearest the peak; a peak ``d`` pixels
+    past the centre along an axis of ``n`` pixels means the runs carry
+    ``exp(+2 pi i d x / n)``, which this divides out (centred on the array,
+    so the film centre's phase is unchanged).
+
+    Parameters
+    ----------
+    objects
+        Runs ``(n_runs, nx, nz)``.
+    residual
+        Peak offset per axis of the map, ``(dx, [dy,] dz)`` pixels; only the
+        first (x) and last (z) are used.
+    """
+    if len(residual) < 2 or not any(residual):
+        return objects
+    nx, nz = objects.shape[1:]
+    x = (np.arange(nx) - nx // 2)[:, None] / nx
+    z = (np.arange(nz) - nz // 2)[None, :] / nz
+    return objects * np.exp(-2j * np.pi * (residual[0] * x + residual[-1] * z))
+
+
 def find_supercells(phasing, prepared, *, n_clusters: int = _D["n_clusters"],
                     best_fraction: float = _D["best_fraction"],
                     patch_threshold: float = _D["patch_threshold"],
-                    min_cluster_fraction: float = 0.1,
+                    min_cluster_fraction: float = _D["min_cluster_fraction"],
                     seed: int = 0) -> PatternResult:
     """Locate, cut, align, cluster and average the supercells of all runs.
 
@@ -324,6 +351,7 @@ def find_supercells(phasing, prepared, *, n_clusters: int = _D["n_clusters"],
         raise ParameterError(f"expected runs of shape (n, nx, nz), got {objects.shape}")
     if not 0 < best_fraction <= 1:
         raise ParameterError(f"best_fraction must be in (0, 1], got {best_fraction}")
+    objects = remove_peak_ramp(objects, getattr(prepared, "peak_residual", ()) or ())
     dx, dz = prepared.pixel_nm[0], prepared.pixel_nm[-1]
     period_px = prepared.period_nm / dx
     if not 2 <= period_px <= objects.shape[1] / 2:
