@@ -1,0 +1,398 @@
+"""A series of maps (temperature, pump-probe delay ...) imaged in parallel on Dask.
+
+``nanotools series INPUT... --out DIR`` runs :func:`run_series`: every map
+goes through the same pipeline as ``nanotools reconstruct`` (or, with the
+notebook layer installed, the papermill report of ``nanotools run``), one
+Dask task per map, on a ``LocalCluster`` by default or on an existing
+scheduler. Then the series gets its own report: ``DIR/series.h5`` and
+``DIR/series.html`` with the period, the cluster populations and the
+displacement amplitude against the series variable, which is read from each
+file's metadata (``temperature_K``, a delay ...) or, failing that, is the
+order of the files on the command line.
+
+Layout of ``DIR``::
+
+    DIR/<map name>/result.h5      one reconstruction per map (+ report.html)
+    DIR/series.h5                 the series table (NeXus NXdata)
+    DIR/series.html               one page with the figure and the table
+"""
+from __future__ import annotations
+
+import base64
+import html
+import io as _io
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError, NanotoolsError, ParameterError
+
+__all__ = ["SeriesEntry", "SeriesResult", "SERIES_VARIABLES", "series_variable",
+           "summarise_result", "run_series", "write_series"]
+
+# metadata keys that can order a series, in order of preference, with units
+SERIES_VARIABLES = (("temperature_K", "K"), ("delay_ps", "ps"), ("delay_fs", "fs"),
+                    ("delay_ns", "ns"), ("delay_s", "s"), ("field_T", "T"),
+                    ("pressure_GPa", "GPa"))
+
+
+@dataclass
+class SeriesEntry:
+    """One map of the series and what its reconstruction found.
+
+    Attributes
+    ----------
+    input_path, result_path
+        The map and its ``result.h5``.
+    variable
+        The series variable's value for this map (NaN if unknown).
+    period_nm
+        The texture period used for the supercell (nm).
+    populations
+        Member count of every cluster, by cluster label.
+    chosen
+        The chosen cluster's label.
+    displacement_amplitude_A
+        Half the peak-to-peak displacement of the chosen supercell (angstrom).
+    fourier_error
+        Median Fourier error of the starts.
+    wall_time_s
+        Time of the map's task (s).
+    """
+
+    input_path: str
+    result_path: str
+    variable: float
+    period_nm: float
+    populations: list
+    chosen: int
+    displacement_amplitude_A: float
+    fourier_error: float
+    wall_time_s: float = 0.0
+
+
+@dataclass
+class SeriesResult:
+    """The whole series, in the order of the series variable."""
+
+    entries: list
+    variable_name: str
+    variable_unit: str
+    out_dir: str
+    wall_time_s: float
+    scheduler: str
+    notes: list = field(default_factory=list)
+
+
+def series_variable(metadata: dict) -> tuple[str, str, float] | None:
+    """``(name, unit, value)`` of the first known series variable in a map's
+    metadata (:data:`SERIES_VARIABLES`), or None."""
+    for name, unit in SERIES_VARIABLES:
+        value = metadata.get(name) if metadata else None
+        if value is not None:
+            try:
+                value = float(value)
+            except (TypeError, ValueError):
+                continue
+            if np.isfinite(value):
+                return name, unit, value
+    return None
+
+
+def summarise_result(result_path: str | os.PathLike) -> dict:
+    """The series quantities of one ``result.h5``: period, cluster
+    populations, chosen cluster, displacement amplitude, median Fourier error."""
+    import h5py
+    with h5py.File(result_path, "r") as h5:
+        cell = h5["entry/supercell"]
+        disp = np.asarray(cell["displacement"], float)
+        clusters = h5["entry/clusters"]
+        labels = np.asarray(clusters["label"], int)
+        members = np.asarray(clusters["n_members"], int)
+        order = np.argsort(labels)
+        errors = np.asarray(h5["entry/runs/fourier_error"], float)
+        return dict(period_nm=float(cell.attrs["period_nm"]),
+                    populations=[int(m) for m in members[order]],
+                    chosen=int(clusters.attrs["chosen"]),
+                    displacement_amplitude_A=float((np.nanmax(disp) - np.nanmin(disp)) / 2),
+                    fourier_error=float(np.median(errors)))
+
+
+def _map_dir_names(paths: list[Path]) -> list[str]:
+    """One folder name per map: the file's stem, numbered where stems repeat."""
+    stems = [p.stem for p in paths]
+    return [s if stems.count(s) == 1 else f"{i:03d}_{s}" for i, s in enumerate(stems)]
+
+
+def _image_one(input_path: str, map_dir: str, params: dict, seed: int, force: bool,
+               report: bool, fft_workers: int) -> dict:
+    """One map, on a worker: the pipeline (or the papermill report), then its
+    summary and series variable. Runs in a worker process, so it sets the
+    engine's FFT threads for that process."""
+    os.environ["NANOTOOLS_FFT_WORKERS"] = str(fft_workers)
+    from .io import read_map
+    t0 = time.perf_counter()
+    map_dir = Path(map_dir)
+    result = map_dir / "result.h5"
+    if report:
+        from .report import run_report
+        run_report(input_path=input_path, out_dir=map_dir, params=params, seed=seed,
+                   force=force, progress=None)
+    else:
+        from .pipeline import reconstruct_file
+        map_dir.mkdir(parents=True, exist_ok=True)
+        reconstruct_file(input_path, result, params, seed=seed, force=force, progress=False)
+    summary = summarise_result(result)
+    var = series_variable(read_map(input_path).metadata)
+    summary.update(input_path=str(input_path), result_path=str(result),
+                   variable=None if var is None else list(var),
+                   wall_time_s=time.perf_counter() - t0)
+    return summary
+
+
+def _report_available() -> bool:
+    try:
+        from . import report  # noqa: F401
+        import papermill  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def run_series(input_path: list | None = None, out_dir: str | os.PathLike | None = None, *,
+               params: dict | None = None, seed: int = 0, force: bool = False,
+               scheduler: str | None = None, n_workers: int | None = None,
+               threads_per_worker: int = 1, report: bool | None = None,
+               input_paths: list | None = None, timeout_s: float | None = None
+               ) -> SeriesResult:
+    """Image every map of a series in parallel and write the series report.
+
+    Parameters
+    ----------
+    input_path
+        The map files, in series order (``input_paths`` is an alias).
+    out_dir
+        The output folder (created); one sub-folder per map.
+    params
+        Parameters for every map (name -> value), see ``nanotools.params``.
+    seed
+        Seed of every map's phasing and clustering (the same for all maps).
+    force
+        Replace existing results; without it an existing ``series.h5`` or
+        map result stops the run before any work.
+    scheduler
+        Address of a running Dask scheduler (``tcp://host:8786``); by default
+        a ``LocalCluster`` of ``n_workers`` processes is started and closed.
+    n_workers, threads_per_worker
+        Size of the local cluster (default: one worker per core, one thread
+        each: maps run side by side, each on one core).
+    report
+        Render each map's papermill report (``report.html``) instead of the
+        plain pipeline; by default when the notebook layer is installed.
+    timeout_s
+        Give up waiting for the cluster's results after this long.
+
+    Returns
+    -------
+    SeriesResult
+    """
+    paths = list(input_paths if input_paths is not None else (input_path or []))
+    if isinstance(input_path, (str, os.PathLike)):
+        paths = [input_path]
+    if not paths:
+        raise ParameterError("a series needs at least one input map")
+    if out_dir is None:
+        raise ParameterError("a series needs an output folder (--out DIR)")
+    paths = [Path(p) for p in paths]
+    for p in paths:
+        if not p.is_file():
+            raise InputError("the input file does not exist", p)
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError("the output path exists and is not a folder", out_dir)
+    if (out_dir / "series.h5").exists() and not force:
+        raise InputError("the series result exists; pass --force to overwrite it",
+                         out_dir / "series.h5")
+    from .params import validate
+    params = dict(params or {})
+    validate(params)  # bad parameters fail here, not on every worker
+    if report is None:
+        report = _report_available()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    names = _map_dir_names(paths)
+    try:
+        from dask.distributed import Client, LocalCluster
+    except ImportError:
+        raise NanotoolsError("nanotools series needs dask[distributed] "
+                             "(pip install 'nanotools[dask]')") from None
+    t0 = time.perf_counter()
+    cluster = None
+    if scheduler is None:
+        n_workers = n_workers or min(len(paths), os.cpu_count() or 1)
+        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker,
+                               processes=True, dashboard_address=None)
+        client = Client(cluster)
+    else:
+        client = Client(scheduler, timeout="30s")
+    where = scheduler or f"LocalCluster({n_workers} x {threads_per_worker} threads)"
+    try:
+        futures = [client.submit(_image_one, str(p), str(out_dir / name), params, seed, force,
+                                 report, threads_per_worker, pure=False,
+                                 key=f"nanotools-series-{i}-{name}-{time.time_ns()}")
+                   for i, (p, name) in enumerate(zip(paths, names))]
+        summaries = client.gather(futures) if timeout_s is None else \
+            [f.result(timeout=timeout_s) for f in futures]
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    result = _assemble(summaries, out_dir, time.perf_counter() - t0, where)
+    write_series(result, force=True)
+    return result
+
+
+def _assemble(summaries: list[dict], out_dir: Path, wall: float, where: str) -> SeriesResult:
+    """Order the maps by the series variable when every map has the same one;
+    else keep the file order and say so."""
+    found = [s["variable"] for s in summaries]
+    notes = []
+    if all(v is not None for v in found) and len({v[0] for v in found}) == 1:
+        name, unit = found[0][0], found[0][1]
+        values = [float(v[2]) for v in found]
+        notes.append(f"series variable '{name}' read from each file's metadata")
+    else:
+        name, unit = "file_order", ""
+        values = [float(i) for i in range(len(summaries))]
+        notes.append("no common series variable in the files' metadata "
+                     f"(looked for {', '.join(n for n, _ in SERIES_VARIABLES)}): file order used")
+    entries = [SeriesEntry(input_path=s["input_path"], result_path=s["result_path"],
+                           variable=v, period_nm=s["period_nm"], populations=s["populations"],
+                           chosen=s["chosen"],
+                           displacement_amplitude_A=s["displacement_amplitude_A"],
+                           fourier_error=s["fourier_error"], wall_time_s=s["wall_time_s"])
+               for s, v in zip(summaries, values)]
+    entries.sort(key=lambda e: e.variable)
+    return SeriesResult(entries=entries, variable_name=name, variable_unit=unit,
+                        out_dir=str(out_dir), wall_time_s=wall, scheduler=where, notes=notes)
+
+
+def _populations_table(entries) -> np.ndarray:
+    """``(n_maps, n_clusters)`` member counts, 0-padded."""
+    width = max((len(e.populations) for e in entries), default=0)
+    table = np.zeros((len(entries), width), np.int64)
+    for i, e in enumerate(entries):
+        table[i, :len(e.populations)] = e.populations
+    return table
+
+
+def write_series(result: SeriesResult, *, force: bool = False) -> tuple[Path, Path]:
+    """Write ``series.h5`` (NeXus) and ``series.html`` into ``result.out_dir``,
+    each atomically (temporary name, then rename)."""
+    import h5py
+    out_dir = Path(result.out_dir)
+    h5_path, html_path = out_dir / "series.h5", out_dir / "series.html"
+    if h5_path.exists() and not force:
+        raise InputError("the series result exists; pass --force to overwrite it", h5_path)
+    e = result.entries
+    var = np.array([x.variable for x in e], float)
+    tmp = h5_path.with_name(f".{h5_path.name}.{os.getpid()}.tmp")
+    with h5py.File(tmp, "w") as h5:
+        h5.attrs["default"] = "entry"
+        entry = h5.create_group("entry")
+        entry.attrs["NX_class"] = "NXentry"
+        entry.attrs["default"] = "series"
+        g = entry.create_group("series")
+        g.attrs["NX_class"] = "NXdata"
+        g.attrs["signal"] = "period_nm"
+        g.attrs["auxiliary_signals"] = ["displacement_amplitude", "fourier_error"]
+        g.attrs["axes"] = [result.variable_name]
+        d = g.create_dataset(result.variable_name, data=var)
+        if result.variable_unit:
+            d.attrs["units"] = result.variable_unit
+        g.create_dataset("period_nm", data=np.array([x.period_nm for x in e])).attrs["units"] = "nm"
+        g.create_dataset("displacement_amplitude",
+                         data=np.array([x.displacement_amplitude_A for x in e])
+                         ).attrs["units"] = "angstrom"
+        g.create_dataset("fourier_error", data=np.array([x.fourier_error for x in e]))
+        g.create_dataset("cluster_populations", data=_populations_table(e))
+        g.create_dataset("chosen_cluster", data=np.array([x.chosen for x in e], np.int64))
+        g.create_dataset("wall_time_s", data=np.array([x.wall_time_s for x in e]))
+        s = h5py.string_dtype()
+        g.create_dataset("input_file", data=np.array([x.input_path for x in e], dtype=object),
+                         dtype=s)
+        g.create_dataset("result_file", data=np.array([x.result_path for x in e], dtype=object),
+                         dtype=s)
+        proc = entry.create_group("process")
+        proc.attrs["NX_class"] = "NXprocess"
+        from . import __version__
+        proc.create_dataset("program", data="nanotools", dtype=s)
+        proc.create_dataset("version", data=__version__, dtype=s)
+        proc.create_dataset("scheduler", data=result.scheduler, dtype=s)
+        proc.create_dataset("wall_time_s", data=float(result.wall_time_s))
+        proc.create_dataset("notes", data=json.dumps(result.notes), dtype=s)
+    os.replace(tmp, h5_path)
+    tmp = html_path.with_name(f".{html_path.name}.{os.getpid()}.tmp")
+    tmp.write_text(_html(result), encoding="utf-8")
+    os.replace(tmp, html_path)
+    return h5_path, html_path
+
+
+def _figure_png(result: SeriesResult) -> str:
+    """The three panels (period, populations, displacement) as base64 PNG."""
+    import matplotlib
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+    e = result.entries
+    x = [v.variable for v in e]
+    label = result.variable_name + (f" ({result.variable_unit})" if result.variable_unit else "")
+    fig, axes = plt.subplots(3, 1, figsize=(6, 7), sharex=True)
+    axes[0].plot(x, [v.period_nm for v in e], "o-")
+    axes[0].set_ylabel("period (nm)")
+    pops = _populations_table(e)
+    for c in range(pops.shape[1]):
+        axes[1].plot(x, pops[:, c], "o-", label=f"cluster {c}")
+    axes[1].set_ylabel("cluster members")
+    if pops.shape[1]:
+        axes[1].legend(fontsize="small")
+    axes[2].plot(x, [v.displacement_amplitude_A for v in e], "o-")
+    axes[2].set_ylabel("displacement amplitude (Å)")
+    axes[2].set_xlabel(label)
+    fig.tight_layout()
+    buf = _io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def _html(result: SeriesResult) -> str:
+    e = result.entries
+    unit = f" ({result.variable_unit})" if result.variable_unit else ""
+    rows = "\n".join(
+        f"<tr><td>{v.variable:g}</td><td>{v.period_nm:.3f}</td>"
+        f"<td>{' / '.join(str(p) for p in v.populations)} (chosen {v.chosen})</td>"
+        f"<td>{v.displacement_amplitude_A:.4f}</td><td>{v.fourier_error:.4f}</td>"
+        f"<td><a href=\"{html.escape(os.path.relpath(v.result_path, result.out_dir))}\">"
+        f"{html.escape(Path(v.input_path).name)}</a></td></tr>" for v in e)
+    notes = "".join(f"<li>{html.escape(n)}</li>" for n in result.notes)
+    return f"""<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>nanotools series</title>
+<style>body{{font-family:sans-serif;max-width:60em;margin:2em auto}}
+table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:.2em .6em}}</style>
+</head><body>
+<h1>Series of {len(e)} maps</h1>
+<p>Each map imaged by the same pipeline ({html.escape(result.scheduler)},
+{result.wall_time_s:.1f} s in all).</p>
+<ul>{notes}</ul>
+<img alt="period, cluster populations and displacement against {html.escape(result.variable_name)}"
+ src="data:image/png;base64,{_figure_png(result)}">
+<table><tr><th>{html.escape(result.variable_name)}{html.escape(unit)}</th><th>period (nm)</th>
+<th>cluster populations</th><th>displacement amplitude (Å)</th><th>Fourier error</th>
+<th>map</th></tr>
+{rows}
+</table></body></html>
+"""
+
