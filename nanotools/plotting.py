@@ -22,6 +22,7 @@ import numpy as np
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
+from matplotlib.ticker import MaxNLocator
 
 __all__ = [
     "satellite_positions",
@@ -361,6 +362,7 @@ def plot_convergence(history: np.ndarray, *, fourier_error: np.ndarray | None = 
     if good.size:
         ax_hist.hist(good, bins=max(5, min(30, good.size)), color="0.5")
         ax_hist.axvline(finals[best], color="tab:red")
+    ax_hist.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax_hist.set_xlabel("final Fourier error")
     ax_hist.set_ylabel("starts")
     if title:

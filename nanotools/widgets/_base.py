@@ -194,11 +194,14 @@ class StagePanel:
         self.error: str | None = None
         self.n_runs = 0
         header = ipw.HTML(f"<b>{html.escape(self.title)}</b>")
-        form = ipw.VBox([self.controls[n] for n in self.controls
-                         if n not in ("run", "progress", "status")])
+        # controls in two columns above the plot, so a wide figure never
+        # squeezes them
+        form = ipw.GridBox([self.controls[n] for n in self.controls
+                            if n not in ("run", "progress", "status")],
+                           layout=ipw.Layout(grid_template_columns="repeat(2, 27em)",
+                                             grid_gap="2px 12px"))
         bar = ipw.HBox([self.controls["run"], self.controls["progress"]])
-        self.widget = ipw.VBox([header, ipw.HBox([form, self.plot.widget]), bar,
-                                self.controls["status"]])
+        self.widget = ipw.VBox([header, form, bar, self.controls["status"], self.plot.widget])
         self.widget.add_class("nanotools-panel")
         self.widget.add_class(f"nanotools-{self.stage}")
         if result is not None:
