@@ -108,3 +108,19 @@ def test_papermill_injects_parameters_into_one_stage(nbval_run, tmp_path):
     # no widget panel in a papermill run: no widget output anywhere
     assert not any("application/vnd.jupyter.widget-view+json" in o.get("data", {})
                    for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+
+
+def test_binder_installs_the_package_and_opens_the_first_notebook():
+    import tomllib
+
+    root = Path(__file__).resolve().parent.parent
+    requirements = (root / "binder" / "requirements.txt").read_text().split()
+    assert requirements == ["-e", ".[notebooks]"]  # the package itself, one dependency list
+    extra = tomllib.loads((root / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"]["notebooks"]
+    for needed in ("jupyterlab", "ipywidgets", "ipympl", "papermill"):
+        assert any(req.startswith(needed) for req in extra), needed
+    readme = (root / "README.md").read_text()
+    (link,) = [line for line in readme.splitlines() if "mybinder.org/v2/" in line]
+    labpath = link.split("labpath=")[1].split(")")[0].replace("%2F", "/")
+    assert (root / labpath).is_file() and labpath == f"notebooks/{NOTEBOOKS[0].name}"
