@@ -270,6 +270,17 @@ class Backend:
             scale *= c_proj
         F *= scale
 
+    def slab_amplitude(self, p, support, z0: int, out) -> None:
+        """``|p|`` inside the support on the slab ``z0 <= z < z0 + nzs``,
+        written z-first into ``out`` (``(n_starts, nzs, n_inplane)``);
+        ``p`` and ``support`` are ``(n_starts, n_inplane, nz)``."""
+        if self._kernels is not None:
+            self._kernels["slab_amplitude"](p, support, int(z0), out)
+            return
+        nzs = out.shape[1]
+        sl = (slice(None), slice(None), slice(z0, z0 + nzs))
+        out[...] = self.xp.moveaxis(self.xp.abs(p[sl]) * support[sl], 2, 1)
+
     def real_space_update(self, psi, p, support, *, algorithm: str, beta: float,
                           strength: float = 0.0, smoothed=None, denominator=None,
                           z0: int = 0) -> None:
@@ -287,9 +298,11 @@ class Backend:
         support
             Bool, same shape.
         smoothed, denominator
-            ``(n_starts, n_inplane, z1 - z0)`` real: the laterally smoothed
-            amplitude inside the support and the smoothed support, on the
-            slab ``z0 <= z < z1`` that holds every support pixel.
+            ``(n_starts, z1 - z0, n_inplane)`` real (z before the in-plane
+            axes, so the lateral transforms run along contiguous memory): the
+            laterally smoothed amplitude inside the support and the smoothed
+            support, on the slab ``z0 <= z < z1`` that holds every support
+            pixel.
         """
         c1, c2 = {"ER": (0.0, 0.0), "HIO": (1.0, -beta), "RAAR": (beta, 1.0 - 2.0 * beta)}[
             algorithm]
@@ -303,19 +316,20 @@ class Backend:
                                   denominator, int(z0), use_amp, rt(1e-12))
             return
         xp = self.xp
-        if use_amp:
-            ps = p[:, :, z0:z0 + smoothed.shape[2]]
-            mag = xp.abs(ps)
-            new = mag * rt(1 - strength)
-            new += rt(strength) * (smoothed / denominator)
-            new /= xp.maximum(mag, 1e-12)
-            ps *= new
+        # outside the support first: it needs p before the amplitude pull
         if algorithm == "ER":
             psi.fill(0)
         else:
             if c1 != 1.0:
                 psi *= rt(c1)
             psi += rt(c2) * p
+        if use_amp:
+            ps = p[:, :, z0:z0 + smoothed.shape[1]]
+            mag = xp.abs(ps)
+            new = mag * rt(1 - strength)
+            new += rt(strength) * xp.moveaxis(smoothed / denominator, 1, 2)
+            new /= xp.maximum(mag, 1e-12)
+            ps *= new
         xp.copyto(psi, p, where=support)
 
 
@@ -488,7 +502,7 @@ def _numba_kernels() -> dict | None:
     def real(psi, p, support, c1, c2, strength, keep, smoothed, denominator, z0, use_amp,
              eps):
         n_starts, n_inplane, nz = psi.shape
-        nzs = smoothed.shape[2]
+        nzs = smoothed.shape[1]
         for b in range(n_starts):
             for i in range(n_inplane):
                 # a select, not a branch, so the loop vectorises
@@ -500,12 +514,22 @@ def _numba_kernels() -> dict | None:
                     for z in range(nzs):
                         v = p[b, i, z0 + z]
                         mag = np.sqrt(v.real * v.real + v.imag * v.imag)
-                        t = smoothed[b, i, z] / denominator[b, i, z]
+                        t = smoothed[b, z, i] / denominator[b, z, i]
                         f = (keep * mag + strength * t) / max(mag, eps)
                         old = psi[b, i, z0 + z]
                         psi[b, i, z0 + z] = v * f if support[b, i, z0 + z] else old
 
-    return {"fourier": fourier, "real": real}
+    @numba.njit(**opts)
+    def slab_amplitude(p, support, z0, out):
+        n_starts, nzs, n_inplane = out.shape
+        for b in range(n_starts):
+            for i in range(n_inplane):
+                for z in range(nzs):
+                    v = p[b, i, z0 + z]
+                    m = np.sqrt(v.real * v.real + v.imag * v.imag)
+                    out[b, z, i] = m if support[b, i, z0 + z] else m * 0
+
+    return {"fourier": fourier, "real": real, "slab_amplitude": slab_amplitude}
 
 
 def get_backend(name: str = "numpy", precision: str = "single", workers: int | None = None,

@@ -330,7 +330,7 @@ def _run_batch(be: Backend, intensity, measured_c, support0, ks, *, seed, steps,
     z0, z1 = int(zs[0]), int(zs[-1]) + 1
     scratch = [_Scratch(be, chunk_len, shape, z0, z1, period_px if amplitude_constraint > 0
                         else 0.0, sigma_px if shrink_wrap_every else None) for _ in groups]
-    denominator = xp.ones((n, n_inplane, z1 - z0), be.real_dtype) \
+    denominator = xp.ones((n, z1 - z0, n_inplane), be.real_dtype) \
         if amplitude_constraint > 0 else None
 
     n_total = sum(k for _, k in steps)
@@ -431,31 +431,35 @@ class _LateralAmplitude:
     keeps what varies slowly (the soft edges of the coherent patch) or only
     along z (layers, the film's interfaces). It is needed only on the slab
     ``z0 <= z < z1`` that holds the support box, so the transforms run on
-    that slab alone, real-to-complex, and the smoothed support (the
-    denominator) is computed again only when shrink-wrap changes the support.
+    that slab alone, real-to-complex, stored z first so they run along
+    contiguous memory, and the smoothed support (the denominator) is
+    computed again only when shrink-wrap changes the support.
     """
 
     def __init__(self, be: Backend, chunk_len, shape, z0, z1, period_px):
         self.be, self.z0, self.z1 = be, z0, z1
-        slab = (chunk_len,) + tuple(shape[:-1]) + (z1 - z0,)
-        axes = tuple(range(1, len(slab) - 1))
+        self.n_inplane = int(np.prod(shape[:-1]))
+        slab = (chunk_len, z1 - z0) + tuple(shape[:-1])
+        axes = tuple(range(2, len(slab)))
         self.blur = GaussianBlur(be, slab, axes, [period_px / 2] * len(axes))
+        self.flat = (chunk_len, z1 - z0, self.n_inplane)
 
     def denominator(self, support, out):
         """The smoothed support on the slab, at least 1e-6, into ``out``
-        (``(chunk, n_inplane, nz_slab)``)."""
-        den = self.blur(support[..., self.z0:self.z1])
+        (``(chunk, nz_slab, n_inplane)``)."""
+        sup = support.reshape(len(support), self.n_inplane, -1)[:, :, self.z0:self.z1]
+        self.blur.input.reshape(self.flat)[...] = self.be.xp.moveaxis(sup, 2, 1)
+        den = self.blur()
         self.be.xp.maximum(den.reshape(out.shape), 1e-6, out=out)
 
     def smoothed(self, p, support):
-        """Smoothed ``|p|`` x support on the slab, ``(chunk, n_inplane,
-        nz_slab)``; a buffer reused by the next call."""
-        xp = self.be.xp
-        mw = self.blur.input
-        xp.abs(p[..., self.z0:self.z1], out=mw)
-        mw *= support[..., self.z0:self.z1]
-        out = self.blur()
-        return out.reshape(len(out), -1, self.z1 - self.z0)
+        """Smoothed ``|p|`` x support on the slab, ``(chunk, nz_slab,
+        n_inplane)``; a buffer reused by the next call."""
+        n = len(p)
+        self.be.slab_amplitude(p.reshape(n, self.n_inplane, -1),
+                               support.reshape(n, self.n_inplane, -1), self.z0,
+                               self.blur.input.reshape(self.flat))
+        return self.blur().reshape(self.flat)
 
 
 def _constrain_amplitude(be: Backend, p, support, strength, period_px):
@@ -471,7 +475,7 @@ def _constrain_amplitude(be: Backend, p, support, strength, period_px):
     zs = np.nonzero(be.asnumpy(inside))[0]
     z0, z1 = int(zs[0]), int(zs[-1]) + 1
     lateral = _LateralAmplitude(be, n, shape, z0, z1, period_px)
-    den = xp.empty((n, int(np.prod(shape[:-1])), z1 - z0), be.real_dtype)
+    den = xp.empty((n, z1 - z0, int(np.prod(shape[:-1]))), be.real_dtype)
     lateral.denominator(support, out=den)
     smoothed = lateral.smoothed(p, support)
     q = xp.array(p, dtype=be.complex_dtype).reshape(n, -1, shape[-1])

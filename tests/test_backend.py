@@ -1,0 +1,160 @@
+"""Backends: selection, FFT plans, blurs, and the fused kernels against the
+plain array expressions (the path CuPy runs)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nanotools.backend import GaussianBlur, fft_libraries, get_backend, gpu_available
+from nanotools.errors import ParameterError
+from nanotools.phasing import phase_retrieval
+from nanotools.simulate import simulate_map
+
+from _small import prepared_from_truth
+
+
+def _rand(shape, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    return (rng.normal(size=shape) + 1j * rng.normal(size=shape)).astype(dtype)
+
+
+def test_bad_choices():
+    with pytest.raises(ParameterError):
+        get_backend("torch")
+    with pytest.raises(ParameterError):
+        get_backend("numpy", "half")
+    with pytest.raises(ParameterError):
+        get_backend("numpy", fft_library="mkl")
+
+
+def test_cupy_missing_is_a_parameter_error():
+    try:
+        import cupy  # noqa: F401
+    except ImportError:
+        with pytest.raises(ParameterError, match="CuPy is not installed"):
+            get_backend("cupy")
+    else:
+        pytest.skip("CuPy is installed")
+
+
+@pytest.mark.parametrize("library", fft_libraries())
+@pytest.mark.parametrize("precision", ["single", "double"])
+def test_plan_is_the_unitary_fft(library, precision):
+    be = get_backend("numpy", precision, workers=1, fft_library=library)
+    a = _rand((3, 12, 10), be.complex_dtype)
+    plan = be.plan(a.shape)
+    plan.psi[...] = a
+    for i in range(len(plan.chunks)):
+        plan.forward(i)
+    expected = np.fft.fftn(a, axes=(1, 2), norm="ortho")
+    tol = 1e-5 if precision == "single" else 1e-12
+    # unnormalised plans carry sqrt(N): modulus_scale brings F to the unitary one
+    np.testing.assert_allclose(plan.F * plan.modulus_scale, expected,
+                               atol=tol * np.abs(expected).max())
+    assert np.array_equal(plan.psi, a), "the forward transform must keep psi"
+    plan.F *= plan.projection_scale  # what the Fourier projection applies
+    for i in range(len(plan.chunks)):
+        plan.inverse(i)
+    np.testing.assert_allclose(plan.F, a, atol=tol * np.abs(a).max())
+
+
+@pytest.mark.parametrize("library", fft_libraries())
+def test_gaussian_blur_matches_a_complex_fft_blur(library):
+    be = get_backend("numpy", "double", workers=1, fft_library=library)
+    a = np.random.default_rng(1).random((2, 16, 12, 10))
+    blur = GaussianBlur(be, a.shape, (1, 2, 3), [1.5, 2.0, 0.7])
+    freqs = np.meshgrid(*[np.fft.fftfreq(n) for n in a.shape[1:]], indexing="ij")
+    g = np.exp(-2 * np.pi ** 2 * sum((s * f) ** 2 for s, f in zip([1.5, 2.0, 0.7], freqs)))
+    expected = np.real(np.fft.ifftn(np.fft.fftn(a, axes=(1, 2, 3)) * g, axes=(1, 2, 3)))
+    np.testing.assert_allclose(blur(a), expected, atol=1e-12)
+
+
+def _kernel_inputs(dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    n, nx, nz = 3, 16, 12
+    F = _rand((n, nx * nz), dtype, seed)
+    F[0, 5] = 0  # a zero modulus must not give NaN
+    meas = rng.random(nx * nz) > 0.1
+    rdt = np.float32 if dtype == np.complex64 else np.float64
+    amp = (rng.random(nx * nz) * meas).astype(rdt)
+    return F, amp, meas.astype(rdt), (1 - meas).astype(rdt)
+
+
+@pytest.mark.parametrize("precision", ["single", "double"])
+def test_fused_kernels_equal_the_array_expressions(precision):
+    fused = get_backend("numpy", precision, workers=1)
+    if not fused.fused:
+        pytest.skip("Numba is not installed")
+    plain = get_backend("numpy", precision, workers=1, fused=False)
+    tol = 1e-5 if precision == "single" else 1e-12
+    plan = fused.plan((3, 16, 12))
+    F, amp, weight, free = _kernel_inputs(fused.complex_dtype)
+    outs = []
+    for be in (fused, plain):
+        G, err2 = F.copy(), np.zeros(3)
+        be.fourier_projection(G, amp, weight, free, err2, plan)
+        outs.append((G, err2))
+    assert np.isfinite(outs[0][0]).all()
+    np.testing.assert_allclose(outs[0][0], outs[1][0], rtol=tol, atol=tol * 1e-3)
+    np.testing.assert_allclose(outs[0][1], outs[1][1], rtol=10 * tol)
+    # real-space update, every algorithm, with and without the amplitude pull
+    rng = np.random.default_rng(3)
+    psi0 = _rand((3, 16, 12), fused.complex_dtype, 4)
+    p0 = _rand((3, 16, 12), fused.complex_dtype, 5)
+    support = np.zeros((3, 16, 12), bool)
+    support[:, 4:12, 3:9] = rng.random((3, 8, 6)) > 0.2
+    smoothed = rng.random((3, 6, 16)).astype(fused.real_dtype)
+    den = (rng.random((3, 6, 16)) + 0.5).astype(fused.real_dtype)
+    for algo in ("ER", "HIO", "RAAR"):
+        for strength in (0.0, 0.4):
+            res = []
+            for be in (fused, plain):
+                psi, p = psi0.copy(), p0.copy()
+                be.real_space_update(psi, p, support, algorithm=algo, beta=0.8,
+                                     strength=strength, smoothed=smoothed, denominator=den,
+                                     z0=3)
+                res.append(psi)
+            np.testing.assert_allclose(res[0], res[1], rtol=tol, atol=tol * 1e-3)
+    out = [np.empty((3, 6, 16), fused.real_dtype) for _ in range(2)]
+    fused.slab_amplitude(p0, support, 3, out[0])
+    plain.slab_amplitude(p0, support, 3, out[1])
+    np.testing.assert_allclose(out[0], out[1], rtol=tol)
+
+
+@pytest.fixture(scope="module")
+def small():
+    return prepared_from_truth(simulate_map("laminate", shape=(64, 32), period_nm=8,
+                                            thickness_nm=10, patch_periods=4, seed=2))
+
+
+def test_every_cpu_path_gives_the_same_run(small):
+    """pyFFTW + Numba, scipy.fft + array expressions, threads: one result up
+    to round-off (short run, before HIO amplifies round-off)."""
+    kw = dict(n_starts=3, seed=4, algorithm="HIO**15 RAAR**10 ER**10", shrink_wrap_every=10,
+              precision="double")
+    ref = phase_retrieval(small, backend=get_backend("numpy", "double", workers=1), **kw)
+    for be in [get_backend("numpy", "double", workers=1, fft_library="scipy", fused=False),
+               get_backend("numpy", "double", workers=2)]:
+        other = phase_retrieval(small, backend=be, **kw)
+        np.testing.assert_allclose(other.history, ref.history, rtol=2e-7)
+        assert np.abs(other.objects - ref.objects).max() < 1e-9 * np.abs(ref.objects).max()
+
+
+def test_threads_do_not_change_a_single_bit(small):
+    kw = dict(n_starts=4, seed=1, algorithm="HIO**30 ER**10")
+    one = phase_retrieval(small, backend=get_backend("numpy", workers=1), **kw)
+    two = phase_retrieval(small, backend=get_backend("numpy", workers=2), **kw)
+    assert np.array_equal(one.objects, two.objects)
+    assert np.array_equal(one.history, two.history)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not gpu_available(), reason="needs CuPy and a CUDA GPU")
+def test_cupy_equals_numpy(small):
+    kw = dict(n_starts=3, seed=4, algorithm="HIO**15 RAAR**10 ER**10", shrink_wrap_every=10,
+              precision="double")
+    cpu = phase_retrieval(small, backend="numpy", **kw)
+    gpu = phase_retrieval(small, backend="cupy", **kw)
+    assert isinstance(gpu.objects, np.ndarray)
+    np.testing.assert_allclose(gpu.history, cpu.history, rtol=1e-6)
+    assert np.abs(gpu.objects - cpu.objects).max() < 1e-7 * np.abs(cpu.objects).max()
