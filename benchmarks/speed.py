@@ -113,7 +113,11 @@ def _cohere(prep, iters, repeats):
                 best[n] = min(best.get(n, np.inf), dt)
     except Exception as exc:
         return None, f"cohere-core failed: {type(exc).__name__}: {exc}", ""
-    version = getattr(cohere_core, "__version__", "")
+    try:
+        from importlib.metadata import version as _version
+        version = "cohere-core " + _version("cohere-core")
+    except Exception:
+        version = "cohere-core " + getattr(cohere_core, "__version__", "?")
     return (best[iters[1]] - best[iters[0]]) / (iters[1] - iters[0]), version, dtype
 
 
@@ -183,7 +187,7 @@ def main(argv=None) -> int:
         row = json.loads(done.stdout.strip().splitlines()[-1])
         rows.append(row)
         print(f"# {name}: {row['backend']}, {time.perf_counter() - t:.0f} s"
-              + (f"; cohere-core {row.get('cohere_info')} ({row.get('cohere_dtype')})"
+              + (f"; {row.get('cohere_info')} ({row.get('cohere_dtype')}, numpy.fft)"
                  if row.get("cohere_s") else ""), file=sys.stderr)
     print(_table(rows))
     for r in rows:
