@@ -14,6 +14,8 @@ Three groups of functions:
 """
 from __future__ import annotations
 
+import datetime as _dt
+
 import dataclasses
 import importlib
 import os
@@ -1485,7 +1487,8 @@ def write_result(path: str | os.PathLike, reconstruction: Reconstruction, *,
         string = h5py.string_dtype()
         _ds(proc, "program", "nanotools", dtype=string)
         _ds(proc, "version", rec.version or __version__, dtype=string)
-        _ds(proc, "date", rec.date, dtype=string)
+        _ds(proc, "date", rec.date or _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            dtype=string)
         _ds(proc, "parameters", json.dumps(params, sort_keys=True, default=str), dtype=string)
         _ds(proc, "seed", np.int64(rec.seed))
         _ds(proc, "n_starts", np.int64(len(np.asarray(ph.start_indices))))
