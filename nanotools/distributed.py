@@ -86,7 +86,9 @@ def phase_retrieval_distributed(prepared, client, *, n_starts: int, chunk: int |
         chunk = max(1, int(np.ceil(n_starts / (2 * threads))))
     pieces = start_chunks(n_starts, chunk, start)
     t0 = time.perf_counter()
-    remote = client.scatter(prepared, broadcast=True)
+    # hash=False: a unique key, so a release of an earlier identical scatter
+    # cannot take this one with it
+    remote = client.scatter(prepared, broadcast=True, hash=False)
     futures = [client.submit(_phase_chunk, remote, first=first, count=count, seed=seed,
                              fft_workers=fft_workers, params=dict(phasing_params), pure=False,
                              key=f"nanotools-phase-{seed}-{first}-{count}-{time.time_ns()}")
