@@ -11,6 +11,8 @@ amplified over the iterations, so the check is looser there.
 """
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import scipy.fft
@@ -115,37 +117,56 @@ def small3d():
                                             thickness_nm=8, patch_periods=2, seed=4))
 
 
+# Short enough that round-off has not yet been amplified: HIO with feedback
+# is chaotic, and even the reference run on data changed by one part in 1e15
+# drifts visibly after ~50 iterations (see the single-precision test).
 CASES = {
-    "HIO-RAAR-ER + amplitude + shrink-wrap": dict(algorithm="HIO**40 RAAR**30 ER**20"),
-    "ER-RAAR no amplitude": dict(algorithm="ER**10 RAAR**40 HIO**10",
-                                 amplitude_constraint=0.0, shrink_wrap_every=7),
-    "hard amplitude, no shrink-wrap": dict(algorithm="RAAR**30 HIO**20", beta=0.75,
+    "HIO-RAAR-ER + amplitude + shrink-wrap": dict(algorithm="HIO**15 RAAR**15 ER**10",
+                                                   shrink_wrap_every=10),
+    "ER-RAAR-HIO no amplitude": dict(algorithm="ER**10 RAAR**40 HIO**10",
+                                     amplitude_constraint=0.0, shrink_wrap_every=7),
+    "hard amplitude, no shrink-wrap": dict(algorithm="RAAR**20 HIO**10", beta=0.75,
                                            amplitude_constraint=1.0, shrink_wrap_every=0),
 }
 
 
-def _compare(prepared, n_starts, precision, tol_hist, tol_obj, **kw):
-    ref_obj, ref_sup, ref_hist = _reference_run(prepared, n_starts=n_starts, seed=11,
-                                                precision=precision, **kw)
-    res = phase_retrieval(prepared, n_starts=n_starts, seed=11, precision=precision, **kw)
-    assert res.history.shape == ref_hist.shape
-    np.testing.assert_allclose(res.history, ref_hist, rtol=tol_hist, atol=tol_hist * 1e-2)
-    np.testing.assert_allclose(res.fourier_error, ref_hist[:, -1], rtol=tol_hist)
-    scale = np.abs(ref_obj).max()
-    assert np.abs(res.objects - ref_obj).max() <= tol_obj * scale
-    assert (res.supports != ref_sup).mean() <= (0 if precision == "double" else 0.01)
-
-
 @pytest.mark.parametrize("case", list(CASES))
 def test_double_precision_equals_the_reference(small2d, case):
-    _compare(small2d, 3, "double", 1e-9, 1e-8, **CASES[case])
-
-
-@pytest.mark.parametrize("case", list(CASES))
-def test_single_precision_equals_the_reference(small2d, case):
-    _compare(small2d, 3, "single", 2e-3, 2e-2, **CASES[case])
+    ref_obj, ref_sup, ref_hist = _reference_run(small2d, n_starts=3, seed=11,
+                                                precision="double", **CASES[case])
+    res = phase_retrieval(small2d, n_starts=3, seed=11, precision="double", **CASES[case])
+    assert res.objects.dtype == np.complex128
+    # the history is stored as float32: equal to its last bit or one ulp
+    np.testing.assert_allclose(res.history, ref_hist, rtol=2e-7, atol=0)
+    np.testing.assert_allclose(res.fourier_error, ref_hist[:, -1], rtol=2e-7)
+    assert np.abs(res.objects - ref_obj).max() <= 1e-9 * np.abs(ref_obj).max()
+    assert np.array_equal(res.supports, ref_sup)
+    assert np.isfinite(res.llk).all()
 
 
 def test_3d_equals_the_reference(small3d):
-    _compare(small3d, 2, "double", 1e-9, 1e-8, algorithm="HIO**20 RAAR**10 ER**10",
-             shrink_wrap_every=10)
+    kw = dict(algorithm="HIO**15 RAAR**10 ER**10", shrink_wrap_every=10)
+    ref_obj, ref_sup, ref_hist = _reference_run(small3d, n_starts=2, seed=5, precision="double",
+                                                **kw)
+    res = phase_retrieval(small3d, n_starts=2, seed=5, precision="double", **kw)
+    np.testing.assert_allclose(res.history, ref_hist, rtol=2e-7, atol=0)
+    assert np.abs(res.objects - ref_obj).max() <= 1e-9 * np.abs(ref_obj).max()
+    assert np.array_equal(res.supports, ref_sup)
+
+
+def test_single_precision_stays_within_the_references_own_round_off(small2d):
+    """A long single-precision run (default-like sequence) may drift from the
+    reference, but no more than the reference drifts from itself when the
+    data change by one float32 rounding."""
+    kw = dict(algorithm="HIO**60 RAAR**30 ER**30", precision="single")
+    ref_obj, _, ref_hist = _reference_run(small2d, n_starts=4, seed=2, **kw)
+    nudged = SimpleNamespace(**vars(small2d))
+    nudged.intensity = small2d.intensity * (1 + 2 ** -23)
+    nud_obj, _, nud_hist = _reference_run(nudged, n_starts=4, seed=2, **kw)
+    res = phase_retrieval(small2d, n_starts=4, seed=2, **kw)
+    assert res.objects.dtype == np.complex64
+    own = np.abs(nud_hist - ref_hist).max()
+    ours = np.abs(res.history - ref_hist).max()
+    assert ours <= 10 * own + 1e-5, (ours, own)
+    # the same ensemble: final errors agree to the same degree
+    np.testing.assert_allclose(res.fourier_error, ref_hist[:, -1], atol=10 * own + 1e-5)
