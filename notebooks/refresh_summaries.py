@@ -1,20 +1,20 @@
 """Store the reference output of each notebook's summary cell.
 
-The stage notebooks are kept without outputs, except for the one cell per
-notebook tagged ``summary`` / ``nbval-check-output``: its printed, rounded,
-seeded figure is what ``pytest --nbval-lax notebooks/`` compares. Run this
-after a change that moves those figures on purpose (a better algorithm),
-then review the diff::
+The stage notebooks are stored without outputs. The one cell per notebook
+tagged ``summary`` / ``nbval-check-output`` prints a rounded, seeded figure;
+its expected text lives in ``tests/notebook_summaries.json``, and the nbval
+test puts it into a copy of the notebook before ``pytest --nbval-lax``
+compares. Run this after a change that moves those figures on purpose (a
+better algorithm), then review the diff::
 
     python notebooks/refresh_summaries.py
 
 It executes the notebooks in order with their own (CI-sized) defaults in a
-scratch folder, copies the summary cells' text into the stored notebooks,
-and strips every other output and execution count (a summary cell keeps
-the count 1: nbval skips the comparison of a cell that looks unrun).
+scratch folder and writes the summary cells' text to that JSON file.
 """
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 import tempfile
@@ -24,10 +24,12 @@ import nbformat
 import papermill
 
 HERE = Path(__file__).resolve().parent
+SUMMARIES = HERE.parent / "tests" / "notebook_summaries.json"
 
 
 def main() -> int:
     books = sorted(HERE.glob("[0-9][0-9]_*.ipynb"))
+    references = {}
     with tempfile.TemporaryDirectory(prefix="nanotools-refresh-") as scratch:
         for book in books:
             shutil.copy(book, scratch)
@@ -36,19 +38,12 @@ def main() -> int:
             papermill.execute_notebook(str(executed), str(executed), cwd=scratch,
                                        kernel_name="python3", progress_bar=False)
             ran = nbformat.read(str(executed), as_version=4)
-            stored = nbformat.read(str(book), as_version=4)
-            outputs = {c.id: c.outputs for c in ran.cells if c.cell_type == "code"}
-            for cell in stored.cells:
-                if cell.cell_type != "code":
-                    continue
-                checked = "nbval-check-output" in cell.metadata.get("tags", [])
-                # nbval compares only cells that look run: the reference keeps a count
-                cell.execution_count = 1 if checked else None
-                cell.outputs = [o for o in outputs.get(cell.id, []) if o.output_type == "stream"
-                                ] if checked else []
-                if checked:
-                    print(f"{book.name}: {''.join(o.text for o in cell.outputs).strip()}")
-            nbformat.write(stored, str(book))
+            for cell in ran.cells:
+                if cell.cell_type == "code" and "nbval-check-output" in cell.metadata.get("tags", []):
+                    references[book.name] = "".join(o.text for o in cell.outputs
+                                                    if o.output_type == "stream")
+                    print(f"{book.name}: {references[book.name].strip()}")
+    SUMMARIES.write_text(json.dumps(references, indent=1, sort_keys=True) + "\n")
     return 0
 
 
