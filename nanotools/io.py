@@ -1248,12 +1248,7 @@ def write_map(path: str | os.PathLike, rsm: ReciprocalSpaceMap) -> Path:
     ds_names, kept = _dataset_names(names, intensity.ndim)
 
     def writer(h5):
-        h5.attrs["default"] = "entry"
-        h5.attrs["NX_class"] = "NXroot"
-        h5.attrs["creator"] = "nanotools"
-        entry = h5.create_group("entry")
-        entry.attrs["NX_class"] = "NXentry"
-        entry.attrs["default"] = "data"
+        entry = _nx_entry(h5, default="data")
         data = entry.create_group("data")
         data.attrs["NX_class"] = "NXdata"
         data.attrs["signal"] = "intensity"
@@ -1352,6 +1347,18 @@ def sha256_file(path: str | os.PathLike, *, chunk_bytes: int = 1 << 22) -> str:
     return digest.hexdigest()
 
 
+def _nx_entry(h5, *, default: str):
+    """Mark ``h5`` as an NXroot whose ``default`` chain leads to
+    ``/entry/<default>``, and return the new ``/entry`` (NXentry)."""
+    h5.attrs["default"] = "entry"
+    h5.attrs["NX_class"] = "NXroot"
+    h5.attrs["creator"] = "nanotools"
+    entry = h5.create_group("entry")
+    entry.attrs["NX_class"] = "NXentry"
+    entry.attrs["default"] = default
+    return entry
+
+
 def _nxdata(parent, name: str, *, signal: str, axes: list, nx_class: str = "NXdata"):
     group = parent.create_group(name)
     group.attrs["NX_class"] = nx_class
@@ -1426,12 +1433,7 @@ def write_result(path: str | os.PathLike, reconstruction: Reconstruction, *,
     keep = int(params.get("keep_runs", 16))
 
     def writer(h5):
-        h5.attrs["default"] = "entry"
-        h5.attrs["NX_class"] = "NXroot"
-        h5.attrs["creator"] = "nanotools"
-        entry = h5.create_group("entry")
-        entry.attrs["NX_class"] = "NXentry"
-        entry.attrs["default"] = "supercell"
+        entry = _nx_entry(h5, default="supercell")
 
         cell = _nxdata(entry, "supercell", signal="amplitude", axes=["x", "z"])
         cell.attrs["period_nm"] = float(pat.period_nm)
