@@ -140,6 +140,10 @@ def _run_all_and_drive_the_panel(page):
     # the kernel may still be connecting when the page says idle: run all
     # again until the first cell has run
     for _ in range(6):
+        # JupyterLab may ask which kernel to start: take the one it proposes
+        accept = page.locator(".jp-Dialog .jp-mod-accept")
+        if accept.count():
+            accept.first.click()
         page.locator(".lm-MenuBar-item", has_text="Run").first.click()
         page.locator(".lm-Menu-item", has_text="Run All Cells").first.click()
         try:
