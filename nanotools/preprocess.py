@@ -168,6 +168,12 @@ class PreparedMap:
 # Small helpers
 # ---------------------------------------------------------------------------
 
+def _step_along(q_step, ndim: int, axis: int) -> float:
+    """The q step (1/angstrom per pixel) along ``axis``, from one value for
+    every axis or one per axis."""
+    return float(np.broadcast_to(np.asarray(q_step, float), (ndim,))[axis])
+
+
 def _as_mask(intensity: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
     """The mask, with non-finite pixels added (a NaN is never a measurement)."""
     m = ~np.isfinite(intensity)
@@ -771,7 +777,7 @@ def measure_period(intensity: np.ndarray, mask: np.ndarray | None, q_step, *,
     """
     intensity = np.asarray(intensity, float)
     mask = _as_mask(intensity, mask)
-    step = float(np.broadcast_to(np.asarray(q_step, float), (intensity.ndim,))[axis])
+    step = _step_along(q_step, intensity.ndim, axis)
     if centre is None:
         centre = float(locate_peak(intensity, mask)[axis])
     profile = _projection(intensity, mask, axis)
@@ -939,7 +945,7 @@ def measure_thickness(intensity: np.ndarray, mask: np.ndarray | None, q_step, *,
     intensity = np.asarray(intensity, float)
     mask = _as_mask(intensity, mask)
     axis = axis % intensity.ndim
-    step = float(np.broadcast_to(np.asarray(q_step, float), (intensity.ndim,))[axis])
+    step = _step_along(q_step, intensity.ndim, axis)
     peak = locate_peak(intensity, mask) if peak is None else np.asarray(peak, float)
     rod = _rod(intensity, mask, axis, peak)
     found = _fringe_series(rod, float(peak[axis]))
@@ -1019,7 +1025,7 @@ def measure_patch(intensity: np.ndarray, mask: np.ndarray | None, q_step, *,
     """
     intensity = np.asarray(intensity, float)
     mask = _as_mask(intensity, mask)
-    step = float(np.broadcast_to(np.asarray(q_step, float), (intensity.ndim,))[axis])
+    step = _step_along(q_step, intensity.ndim, axis)
     if centre is None:
         centre = float(locate_peak(intensity, mask)[axis])
     edge = period_nm / 2 if edge_nm is None else edge_nm

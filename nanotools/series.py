@@ -293,18 +293,17 @@ def write_series(result: SeriesResult, *, force: bool = False) -> tuple[Path, Pa
     """Write ``series.h5`` (NeXus) and ``series.html`` into ``result.out_dir``,
     each atomically (temporary name, then rename)."""
     import h5py
+
+    from .io import _atomic_h5, _nx_entry
     out_dir = Path(result.out_dir)
     h5_path, html_path = out_dir / "series.h5", out_dir / "series.html"
     if h5_path.exists() and not force:
         raise InputError("the series result exists; pass --force to overwrite it", h5_path)
     e = result.entries
     var = np.array([x.variable for x in e], float)
-    tmp = h5_path.with_name(f".{h5_path.name}.{os.getpid()}.tmp")
-    with h5py.File(tmp, "w") as h5:
-        h5.attrs["default"] = "entry"
-        entry = h5.create_group("entry")
-        entry.attrs["NX_class"] = "NXentry"
-        entry.attrs["default"] = "series"
+
+    def writer(h5):
+        entry = _nx_entry(h5, default="series")
         g = entry.create_group("series")
         g.attrs["NX_class"] = "NXdata"
         g.attrs["signal"] = "period_nm"
@@ -334,7 +333,8 @@ def write_series(result: SeriesResult, *, force: bool = False) -> tuple[Path, Pa
         proc.create_dataset("scheduler", data=result.scheduler, dtype=s)
         proc.create_dataset("wall_time_s", data=float(result.wall_time_s))
         proc.create_dataset("notes", data=json.dumps(result.notes), dtype=s)
-    os.replace(tmp, h5_path)
+
+    _atomic_h5(h5_path, writer, force=True)  # fsynced temporary file, then rename
     tmp = html_path.with_name(f".{html_path.name}.{os.getpid()}.tmp")
     tmp.write_text(_html(result), encoding="utf-8")
     os.replace(tmp, html_path)
