@@ -1007,6 +1007,8 @@ def _canonical(raw: _RawMap, path, *, unit_cell=None, out_of_plane=None) -> Reci
         warnings.warn(f"{n_inf} infinite intensity values masked", stacklevel=3)
     mask = mask | ~finite
     intensity[~finite] = 0.0
+    # a masked pixel's value is never used, but must not be a negative intensity
+    intensity[mask & (intensity < 0)] = 0.0
     measured = ~mask
     if not measured.any():
         raise InputError("every pixel is masked: nothing was measured", path)
