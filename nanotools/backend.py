@@ -270,38 +270,58 @@ class Backend:
             scale *= c_proj
         F *= scale
 
-    def slab_amplitude(self, p, support, z0: int, out) -> None:
-        """``|p|`` inside the support on the slab ``z0 <= z < z0 + nzs``,
-        written z-first into ``out`` (``(n_starts, nzs, n_inplane)``);
-        ``p`` and ``support`` are ``(n_starts, n_inplane, nz)``."""
+    def region_amplitude(self, p, support, corner, out) -> None:
+        """``|p|`` inside the support on the box of ``out``'s shape whose
+        first pixel is ``corner`` (``(x0, y0, z0)``), into ``out``
+        (``(n_starts, bx, by, bz)``); ``p`` and ``support`` are
+        ``(n_starts, nx, ny, nz)``."""
         if self._kernels is not None:
-            self._kernels["slab_amplitude"](p, support, int(z0), out)
+            self._kernels["region_amplitude"](p, support, *(int(c) for c in corner), out)
             return
-        nzs = out.shape[1]
-        sl = (slice(None), slice(None), slice(z0, z0 + nzs))
-        out[...] = self.xp.moveaxis(self.xp.abs(p[sl]) * support[sl], 2, 1)
+        sl = _region(corner, out.shape)
+        self.xp.multiply(self.xp.abs(p[sl]), support[sl], out=out)
+
+    def box_mean(self, a, h: int, frac: float, out) -> None:
+        """Running mean of ``a`` (``(N, L, M)`` real) along its middle axis,
+        into ``out`` (same shape, not ``a``): the window holds ``2 h + 1``
+        pixels at full weight and one more at weight ``frac`` on each side,
+        ``w = 2 h + 1 + 2 frac`` pixels in all, and ``a`` is 0 beyond its
+        ends. O(N L M) whatever the width: a running sum (Numba) or a
+        difference of cumulative sums (array expressions), both in float64.
+        """
+        scale = 1.0 / (2 * h + 1 + 2 * frac)
+        if self._kernels is not None:
+            self._kernels["box_mean"](a, int(h), float(frac), scale, out)
+            return
+        xp = self.xp
+        n, length, m = a.shape
+        padded = xp.zeros((n, length + 2 * h + 2, m), np.float64)
+        padded[:, h + 1:h + 1 + length] = a
+        c = xp.zeros((n, length + 2 * h + 3, m), np.float64)
+        xp.cumsum(padded, axis=1, out=c[:, 1:])
+        total = c[:, 2 * h + 2:2 * h + 2 + length] - c[:, 1:1 + length]
+        total += frac * (padded[:, :length] + padded[:, 2 * h + 2:])
+        out[...] = total * scale
 
     def real_space_update(self, psi, p, support, *, algorithm: str, beta: float,
-                          strength: float = 0.0, smoothed=None, denominator=None,
-                          z0: int = 0) -> None:
+                          strength: float = 0.0, target=None, corner=(0, 0, 0)) -> None:
         """One real-space step of ER / HIO / RAAR, in place on ``psi``.
 
         Inside the support ``psi`` becomes ``p`` (the Fourier projection),
-        optionally with its amplitude pulled towards ``smoothed /
-        denominator`` by ``strength``; outside it becomes 0 (ER),
-        ``psi - beta p`` (HIO) or ``beta psi + (1 - 2 beta) p`` (RAAR).
+        optionally with its amplitude pulled towards ``target`` by
+        ``strength``; outside it becomes 0 (ER), ``psi - beta p`` (HIO) or
+        ``beta psi + (1 - 2 beta) p`` (RAAR).
 
         Parameters
         ----------
         psi, p
-            ``(n_starts, n_inplane, nz)`` complex; ``p`` may be overwritten.
+            ``(n_starts, nx, ny, nz)`` complex (``ny = 1`` for a 2-D map);
+            ``p`` may be overwritten.
         support
             Bool, same shape.
-        smoothed, denominator
-            ``(n_starts, z1 - z0, n_inplane)`` real (z before the in-plane
-            axes, so the lateral transforms run along contiguous memory): the
-            laterally smoothed amplitude inside the support and the smoothed
-            support, on the slab ``z0 <= z < z1`` that holds every support
+        target, corner
+            ``(n_starts, bx, by, bz)`` real: the amplitude to pull towards, on
+            the box starting at pixel ``corner`` that holds every support
             pixel.
         """
         c1, c2 = {"ER": (0.0, 0.0), "HIO": (1.0, -beta), "RAAR": (beta, 1.0 - 2.0 * beta)}[
@@ -310,10 +330,10 @@ class Backend:
         use_amp = strength > 0
         if self._kernels is not None:
             if not use_amp:
-                smoothed = denominator = np.ones((1, 1, 1), self.real_dtype)
+                target = np.ones((1, 1, 1, 1), self.real_dtype)
             self._kernels["real"](psi, p, support, rt(c1), rt(c2), rt(strength),
-                                  rt(1 - strength), smoothed,
-                                  denominator, int(z0), use_amp, rt(1e-12))
+                                  rt(1 - strength), target, *(int(c) for c in corner),
+                                  use_amp, rt(1e-12))
             return
         xp = self.xp
         # outside the support first: it needs p before the amplitude pull
@@ -324,13 +344,19 @@ class Backend:
                 psi *= rt(c1)
             psi += rt(c2) * p
         if use_amp:
-            ps = p[:, :, z0:z0 + smoothed.shape[1]]
+            ps = p[_region(corner, target.shape)]
             mag = xp.abs(ps)
             new = mag * rt(1 - strength)
-            new += rt(strength) * xp.moveaxis(smoothed / denominator, 1, 2)
+            new += rt(strength) * target
             new /= xp.maximum(mag, 1e-12)
             ps *= new
         xp.copyto(psi, p, where=support)
+
+
+def _region(corner, shape) -> tuple:
+    """Index of the box of ``shape`` (``(n, bx, by, bz)``) at ``corner`` in a
+    ``(n, nx, ny, nz)`` batch."""
+    return (slice(None),) + tuple(slice(c, c + m) for c, m in zip(corner, shape[1:]))
 
 
 class FFTPlan:
@@ -499,41 +525,68 @@ def _numba_kernels() -> dict | None:
             err2[b] = acc
 
     @numba.njit(**opts)
-    def real(psi, p, support, c1, c2, strength, keep, smoothed, denominator, z0, use_amp,
-             eps):
-        n_starts, n_inplane, nz = psi.shape
-        nzs = smoothed.shape[1]
+    def real(psi, p, support, c1, c2, strength, keep, target, x0, y0, z0, use_amp, eps):
+        n_starts, nx, ny, nz = psi.shape
+        bx, by, bz = target.shape[1:]
         for b in range(n_starts):
-            for i in range(n_inplane):
-                # a select, not a branch, so the loop vectorises
-                for z in range(nz):
-                    v = p[b, i, z]
-                    out = c1 * psi[b, i, z] + c2 * v
-                    psi[b, i, z] = v if support[b, i, z] else out
-                if use_amp:  # the support lies in the slab z0 <= z < z0 + nzs
-                    for z in range(nzs):
-                        v = p[b, i, z0 + z]
-                        mag = np.sqrt(v.real * v.real + v.imag * v.imag)
-                        t = smoothed[b, z, i] / denominator[b, z, i]
-                        f = (keep * mag + strength * t) / max(mag, eps)
-                        old = psi[b, i, z0 + z]
-                        psi[b, i, z0 + z] = v * f if support[b, i, z0 + z] else old
+            for x in range(nx):
+                for y in range(ny):
+                    # a select, not a branch, so the loop vectorises
+                    for z in range(nz):
+                        v = p[b, x, y, z]
+                        out = c1 * psi[b, x, y, z] + c2 * v
+                        psi[b, x, y, z] = v if support[b, x, y, z] else out
+                    if use_amp and x0 <= x < x0 + bx and y0 <= y < y0 + by:
+                        t = target[b, x - x0, y - y0]
+                        for z in range(bz):
+                            v = p[b, x, y, z0 + z]
+                            mag = np.sqrt(v.real * v.real + v.imag * v.imag)
+                            f = (keep * mag + strength * t[z]) / max(mag, eps)
+                            old = psi[b, x, y, z0 + z]
+                            psi[b, x, y, z0 + z] = v * f if support[b, x, y, z0 + z] else old
 
     @numba.njit(**opts)
-    def slab_amplitude(p, support, z0, out):
-        n_starts, nzs, n_inplane = out.shape
-        # a transpose, in blocks of 16 in-plane pixels so reads and writes
-        # both stay within a few cache lines
+    def region_amplitude(p, support, x0, y0, z0, out):
+        n_starts, bx, by, bz = out.shape
         for b in range(n_starts):
-            for i0 in range(0, n_inplane, 16):
-                i1 = min(i0 + 16, n_inplane)
-                for z in range(nzs):
-                    for i in range(i0, i1):
-                        v = p[b, i, z0 + z]
-                        m = np.sqrt(v.real * v.real + v.imag * v.imag)
-                        out[b, z, i] = m if support[b, i, z0 + z] else m * 0
+            for x in range(bx):
+                for y in range(by):
+                    row_p = p[b, x0 + x, y0 + y, z0:z0 + bz]
+                    row_s = support[b, x0 + x, y0 + y, z0:z0 + bz]
+                    row = out[b, x, y]
+                    for z in range(bz):
+                        v = row_p[z]
+                        row[z] = np.sqrt(v.real * v.real + v.imag * v.imag) * row_s[z]
 
-    return {"fourier": fourier, "real": real, "slab_amplitude": slab_amplitude}
+    @numba.njit(**opts)
+    def box_mean(a, h, frac, scale, out):
+        # a running window sum per (n, m) column, the m loop innermost so it
+        # runs along contiguous memory and vectorises
+        n, length, m = a.shape
+        acc = np.empty(m, np.float64)
+        for b in range(n):
+            acc[:] = 0.0
+            for x in range(min(h, length)):
+                for j in range(m):
+                    acc[j] += a[b, x, j]
+            for x in range(length):  # acc: the sum of a[x - h .. x + h]
+                if x + h < length:
+                    for j in range(m):
+                        acc[j] += a[b, x + h, j]
+                if x - h - 1 >= 0:
+                    for j in range(m):
+                        acc[j] -= a[b, x - h - 1, j]
+                for j in range(m):
+                    out[b, x, j] = acc[j] * scale
+                if frac > 0 and x - h - 1 >= 0:
+                    for j in range(m):
+                        out[b, x, j] += frac * scale * a[b, x - h - 1, j]
+                if frac > 0 and x + h + 1 < length:
+                    for j in range(m):
+                        out[b, x, j] += frac * scale * a[b, x + h + 1, j]
+
+    return {"fourier": fourier, "real": real, "region_amplitude": region_amplitude,
+            "box_mean": box_mean}
 
 
 def get_backend(name: str = "numpy", precision: str = "single", workers: int | None = None,

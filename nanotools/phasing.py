@@ -24,7 +24,7 @@ from typing import Callable
 
 import numpy as np
 
-from .backend import Backend, FFTPlan, GaussianBlur, get_backend
+from .backend import Backend, FFTPlan, GaussianBlur, _region, get_backend
 from .errors import ParameterError
 from .params import defaults as _defaults
 
@@ -290,8 +290,8 @@ def _run_batch(be: Backend, intensity, measured_c, support0, ks, *, seed, steps,
     0; the data are ``ifftshift``-ed once). A circular shift in real space
     only multiplies the transform by a unit-modulus phase, which the modulus
     projection leaves alone, so no shift is ever needed inside the loop, and
-    the support box is one contiguous slab along z, where the amplitude
-    constraint is evaluated.
+    the support box is one contiguous box in the middle, on which alone the
+    amplitude constraint is evaluated.
 
     Order: every iteration runs chunk by chunk of starts (one start on the
     CPU, so its two FFTs and the per-pixel passes between them find the data
@@ -304,7 +304,6 @@ def _run_batch(be: Backend, intensity, measured_c, support0, ks, *, seed, steps,
     xp = be.xp
     n = len(ks)
     shape = intensity.shape
-    n_inplane = int(np.prod(shape[:-1]))
     plan = be.plan((n,) + shape)
     # data in FFT layout, flattened: the Fourier projection is per pixel
     amp_c = np.sqrt(intensity) * measured_c
@@ -317,21 +316,25 @@ def _run_batch(be: Backend, intensity, measured_c, support0, ks, *, seed, steps,
     support = xp.empty((n,) + shape, bool)
     support[...] = box
 
-    # flat and (start, in-plane, z) views of the buffers, no copies
+    # flat and (start, x, y, z) views of the buffers (y of length 1 in 2-D), no copies
     F_flat = plan.F.reshape(n, -1)
-    psi3, p3 = plan.psi.reshape(n, n_inplane, -1), plan.F.reshape(n, n_inplane, -1)
-    sup3 = support.reshape(n, n_inplane, -1)
+    shape4 = (shape[0], int(np.prod(shape[1:-1])), shape[-1])
+    psi4, p4 = plan.psi.reshape((n,) + shape4), plan.F.reshape((n,) + shape4)
+    sup4 = support.reshape((n,) + shape4)
     chunks = plan.chunks
     chunk_len = chunks[0].stop - chunks[0].start
     n_threads = min(be.workers, len(chunks)) if be.name == "numpy" else 1
     # each thread owns its scratch (blur buffers and plans), sized for one chunk
     groups = [chunks_i for chunks_i in np.array_split(np.arange(len(chunks)), n_threads)]
-    zs = np.nonzero(support0.reshape(-1, shape[-1]).any(axis=0))[0]
-    z0, z1 = int(zs[0]), int(zs[-1]) + 1
-    scratch = [_Scratch(be, chunk_len, shape, z0, z1, period_px if amplitude_constraint > 0
-                        else 0.0, sigma_px if shrink_wrap_every else None) for _ in groups]
-    denominator = xp.ones((n, z1 - z0, n_inplane), be.real_dtype) \
-        if amplitude_constraint > 0 else None
+    # the amplitude constraint works on the bounding box of the initial support
+    box4 = support0.reshape(shape4)
+    corner, stop = zip(*[(int(ix[0]), int(ix[-1]) + 1) for ix in (
+        np.nonzero(box4.any(axis=tuple(b for b in range(3) if b != a)))[0] for a in range(3))])
+    region = tuple(e - c for c, e in zip(corner, stop))
+    scratch = [_Scratch(be, chunk_len, shape, corner, region,
+                        period_px if amplitude_constraint > 0 else 0.0,
+                        sigma_px if shrink_wrap_every else None) for _ in groups]
+    denominator = xp.ones((n,) + region, be.real_dtype) if amplitude_constraint > 0 else None
 
     n_total = sum(k for _, k in steps)
     history = np.empty((n, n_total), np.float32)
@@ -341,7 +344,7 @@ def _run_batch(be: Backend, intensity, measured_c, support0, ks, *, seed, steps,
     def refresh_denominators(g):
         for i in groups[g]:
             c = chunks[i]
-            scratch[g].lateral.denominator(support[c], out=denominator[c])
+            scratch[g].lateral.denominator(sup4[c], out=denominator[c])
 
     def iterate(g, algo, strength):
         s = scratch[g]
@@ -354,12 +357,11 @@ def _run_batch(be: Backend, intensity, measured_c, support0, ks, *, seed, steps,
             plan.inverse(i)
             # -- real-space update (p = plan.F)
             if strength > 0:
-                smoothed = s.lateral.smoothed(plan.F[c], support[c])
-                be.real_space_update(psi3[c], p3[c], sup3[c], algorithm=algo, beta=beta,
-                                     strength=strength, smoothed=smoothed,
-                                     denominator=denominator[c], z0=z0)
+                target = s.lateral.target(p4[c], sup4[c], denominator[c])
+                be.real_space_update(psi4[c], p4[c], sup4[c], algorithm=algo, beta=beta,
+                                     strength=strength, target=target, corner=corner)
             else:
-                be.real_space_update(psi3[c], p3[c], sup3[c], algorithm=algo, beta=beta)
+                be.real_space_update(psi4[c], p4[c], sup4[c], algorithm=algo, beta=beta)
 
     def shrink(g):
         for i in groups[g]:
@@ -414,75 +416,69 @@ class _Scratch:
     amplitude average (if the amplitude constraint is on) and shrink-wrap's
     blur (if shrink-wrap is on)."""
 
-    def __init__(self, be, chunk_len, shape, z0, z1, period_px, sigma_px):
-        self.lateral = _LateralAmplitude(be, chunk_len, shape, z0, z1, period_px) \
-            if period_px > 0 else None
+    def __init__(self, be, chunk_len, shape, corner, region, period_px, sigma_px):
+        self.lateral = _LateralAmplitude(be, chunk_len, len(shape) - 1, corner, region,
+                                         period_px) if period_px > 0 else None
         self.blur = GaussianBlur(be, (chunk_len,) + shape, tuple(range(1, len(shape) + 1)),
                                  sigma_px) if sigma_px is not None else None
 
 
 class _LateralAmplitude:
-    """The lateral average of the amplitude inside the support, used by the
-    amplitude constraint of :meth:`Backend.real_space_update`.
+    """The target of the amplitude constraint of
+    :meth:`Backend.real_space_update`: the lateral average of the amplitude
+    inside the support.
 
     Stagnated runs of displacement textures show amplitude stripes at the
-    texture period that the true object does not have; a Gaussian average
-    along the in-plane axes (sigma half a period) removes exactly those and
-    keeps what varies slowly (the soft edges of the coherent patch) or only
-    along z (layers, the film's interfaces). It is needed only on the slab
-    ``z0 <= z < z1`` that holds the support box, so the transforms run on
-    that slab alone, real-to-complex, stored z first so they run along
-    contiguous memory, and the smoothed support (the denominator) is
-    computed again only when shrink-wrap changes the support.
+    texture period that the true object does not have. A running mean over
+    exactly one period along each in-plane axis removes them (and all their
+    harmonics: the box's transfer function is zero at every multiple of
+    ``1 / period``) and keeps what varies slowly (the soft edges of the
+    coherent patch) or only along z (layers, the film's interfaces). The mean
+    is taken inside the support (divided by the mean of the support itself,
+    the denominator) and only on the box ``region`` at ``corner`` that holds
+    the initial support: a few O(n) passes over that box
+    (:meth:`Backend.box_mean`, zero beyond its edges, where the support is
+    empty anyway). A Gaussian average by FFT over the whole slab cost more
+    than the iteration's two FFTs in 3-D. The denominator is computed again
+    only when shrink-wrap changes the support.
+
+    Arrays are ``(chunk, x, y, z)``, ``y`` of length 1 for a 2-D map.
     """
 
-    def __init__(self, be: Backend, chunk_len, shape, z0, z1, period_px):
-        self.be, self.z0, self.z1 = be, z0, z1
-        self.n_inplane = int(np.prod(shape[:-1]))
-        slab = (chunk_len, z1 - z0) + tuple(shape[:-1])
-        axes = tuple(range(2, len(slab)))
-        self.blur = GaussianBlur(be, slab, axes, [period_px / 2] * len(axes))
-        self.flat = (chunk_len, z1 - z0, self.n_inplane)
+    def __init__(self, be: Backend, chunk_len, n_inplane_axes, corner, region, period_px):
+        self.be, self.corner, self.region = be, corner, region
+        self.n_axes = n_inplane_axes
+        # one period as a box of 2 h + 1 pixels plus frac at either end
+        width = max(float(period_px), 1.0)
+        self.h = int((width - 1) // 2)
+        self.frac = (width - 2 * self.h - 1) / 2
+        self._bufs = tuple(be.empty((chunk_len,) + tuple(region), be.real_dtype)
+                           for _ in range(2))
+
+    def _mean(self, n):
+        """The box mean of ``_bufs[0][:n]`` along the in-plane axes, in one of
+        the two buffers (returned)."""
+        src, dst = (b[:n] for b in self._bufs)
+        for k in range(self.n_axes):
+            shape = (n * int(np.prod(self.region[:k])), self.region[k], -1)
+            self.be.box_mean(src.reshape(shape), self.h, self.frac, dst.reshape(shape))
+            src, dst = dst, src
+        return src
 
     def denominator(self, support, out):
-        """The smoothed support on the slab, at least 1e-6, into ``out``
-        (``(chunk, nz_slab, n_inplane)``)."""
-        sup = support.reshape(len(support), self.n_inplane, -1)[:, :, self.z0:self.z1]
-        self.blur.input.reshape(self.flat)[...] = self.be.xp.moveaxis(sup, 2, 1)
-        den = self.blur()
-        self.be.xp.maximum(den.reshape(out.shape), 1e-6, out=out)
+        """The averaged support on the box, at least 1e-6, into ``out``."""
+        n = len(support)
+        self._bufs[0][:n] = support[_region(self.corner, (n,) + self.region)]
+        self.be.xp.maximum(self._mean(n), 1e-6, out=out)
 
-    def smoothed(self, p, support):
-        """Smoothed ``|p|`` x support on the slab, ``(chunk, nz_slab,
-        n_inplane)``; a buffer reused by the next call."""
+    def target(self, p, support, denominator):
+        """Averaged ``|p|`` x support over ``denominator``, on the box; a
+        buffer reused by the next call."""
         n = len(p)
-        self.be.slab_amplitude(p.reshape(n, self.n_inplane, -1),
-                               support.reshape(n, self.n_inplane, -1), self.z0,
-                               self.blur.input.reshape(self.flat))
-        return self.blur().reshape(self.flat)
-
-
-def _constrain_amplitude(be: Backend, p, support, strength, period_px):
-    """``p`` with its amplitude inside the support pulled by ``strength``
-    towards its own lateral average (see :class:`_LateralAmplitude`), as the
-    iterations compute it (there it is fused with the ER/HIO/RAAR update; this
-    stand-alone form is for inspection and tests). ``p`` and ``support`` are
-    ``(n, ...)`` batches; returns a new array, 0 outside the support.
-    """
-    xp = be.xp
-    n, shape = len(p), p.shape[1:]
-    inside = support.reshape(-1, shape[-1]).any(axis=0)
-    zs = np.nonzero(be.asnumpy(inside))[0]
-    z0, z1 = int(zs[0]), int(zs[-1]) + 1
-    lateral = _LateralAmplitude(be, n, shape, z0, z1, period_px)
-    den = xp.empty((n, z1 - z0, int(np.prod(shape[:-1]))), be.real_dtype)
-    lateral.denominator(support, out=den)
-    smoothed = lateral.smoothed(p, support)
-    q = xp.array(p, dtype=be.complex_dtype).reshape(n, -1, shape[-1])
-    psi = xp.zeros_like(q)
-    be.real_space_update(psi, q, support.reshape(q.shape), algorithm="ER", beta=0.0,
-                         strength=strength, smoothed=smoothed, denominator=den, z0=z0)
-    return psi.reshape(p.shape)
+        self.be.region_amplitude(p, support, self.corner, self._bufs[0][:n])
+        mean = self._mean(n)
+        mean /= denominator
+        return mean
 
 
 def _shrink_wrap(be: Backend, psi, box, blur: GaussianBlur, threshold):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nanotools.backend import GaussianBlur, fft_libraries, get_backend, gpu_available
+from nanotools.backend import (GaussianBlur, _numba_kernels, fft_libraries, get_backend,
+                               gpu_available)
 from nanotools.errors import ParameterError
 from nanotools.phasing import phase_retrieval
 from nanotools.simulate import simulate_map
@@ -99,26 +100,54 @@ def test_fused_kernels_equal_the_array_expressions(precision):
     np.testing.assert_allclose(outs[0][1], outs[1][1], rtol=10 * tol)
     # real-space update, every algorithm, with and without the amplitude pull
     rng = np.random.default_rng(3)
-    psi0 = _rand((3, 16, 12), fused.complex_dtype, 4)
-    p0 = _rand((3, 16, 12), fused.complex_dtype, 5)
-    support = np.zeros((3, 16, 12), bool)
-    support[:, 4:12, 3:9] = rng.random((3, 8, 6)) > 0.2
-    smoothed = rng.random((3, 6, 16)).astype(fused.real_dtype)
-    den = (rng.random((3, 6, 16)) + 0.5).astype(fused.real_dtype)
+    shape = (3, 16, 2, 12)
+    psi0 = _rand(shape, fused.complex_dtype, 4)
+    p0 = _rand(shape, fused.complex_dtype, 5)
+    support = np.zeros(shape, bool)
+    support[:, 4:12, 1:, 3:9] = rng.random((3, 8, 1, 6)) > 0.2
+    corner, region = (4, 1, 3), (3, 8, 1, 6)
+    target = rng.random(region).astype(fused.real_dtype)
     for algo in ("ER", "HIO", "RAAR"):
         for strength in (0.0, 0.4):
             res = []
             for be in (fused, plain):
                 psi, p = psi0.copy(), p0.copy()
                 be.real_space_update(psi, p, support, algorithm=algo, beta=0.8,
-                                     strength=strength, smoothed=smoothed, denominator=den,
-                                     z0=3)
+                                     strength=strength, target=target, corner=corner)
                 res.append(psi)
             np.testing.assert_allclose(res[0], res[1], rtol=tol, atol=tol * 1e-3)
-    out = [np.empty((3, 6, 16), fused.real_dtype) for _ in range(2)]
-    fused.slab_amplitude(p0, support, 3, out[0])
-    plain.slab_amplitude(p0, support, 3, out[1])
+            inside = np.abs(res[0][:, 4:12, 1:, 3:9])[support[:, 4:12, 1:, 3:9]]
+            pulled = ((1 - strength) * np.abs(p0[:, 4:12, 1:, 3:9])
+                      + strength * target)[support[:, 4:12, 1:, 3:9]]
+            np.testing.assert_allclose(inside, pulled, rtol=10 * tol)
+    out = [np.empty(region, fused.real_dtype) for _ in range(2)]
+    fused.region_amplitude(p0, support, corner, out[0])
+    plain.region_amplitude(p0, support, corner, out[1])
     np.testing.assert_allclose(out[0], out[1], rtol=tol)
+    np.testing.assert_allclose(out[0], np.abs(p0[:, 4:12, 1:, 3:9]) * support[:, 4:12, 1:, 3:9],
+                               rtol=tol)
+
+
+@pytest.mark.parametrize("precision", ["single", "double"])
+@pytest.mark.parametrize("width", [1.0, 2.0, 5.0, 7.4, 12.25, 40.0])
+def test_box_mean_is_a_one_period_convolution(precision, width):
+    """The running mean equals an explicit convolution with the window
+    [frac, 1, ..., 1, frac] / width (zero beyond the ends), in both the
+    compiled and the array-expression form, for windows narrower and wider
+    than the axis."""
+    from scipy.ndimage import correlate1d
+    from nanotools.phasing import _LateralAmplitude
+    a = np.random.default_rng(1).random((3, 23, 5))
+    lat = _LateralAmplitude(get_backend("numpy", precision), 1, 1, (0, 0, 0), (23, 1, 5), width)
+    weights = np.r_[lat.frac, np.ones(2 * lat.h + 1), lat.frac] / width
+    assert np.isclose(weights.sum(), 1.0)
+    expected = correlate1d(a, weights, axis=1, mode="constant")
+    tol = 2e-6 if precision == "single" else 1e-12
+    for fused in ([True, False] if _numba_kernels() else [False]):
+        be = get_backend("numpy", precision, fused=fused)
+        out = np.empty(a.shape, be.real_dtype)
+        be.box_mean(a.astype(be.real_dtype), lat.h, lat.frac, out)
+        np.testing.assert_allclose(out, expected, rtol=tol, atol=tol)
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import scipy.fft
+import scipy.ndimage
 
 from nanotools.phasing import initial_support, parse_algorithm, phase_retrieval
 from nanotools.simulate import simulate_map
@@ -58,15 +59,19 @@ def _reference_run(prepared, *, n_starts, seed, algorithm, beta=0.9, support_mar
     n_total = sum(n for _, n in steps)
     history = np.empty((n_starts, n_total), np.float32)
     shape = intensity.shape
-    f = np.meshgrid(*[np.fft.fftfreq(n) for n in shape[:-1]], indexing="ij")
-    g = np.exp(-2 * np.pi ** 2 * sum((period_px / 2 * fi) ** 2 for fi in f))
-    lateral = g[(None,) + (slice(None),) * len(f) + (None,)].astype(rdt)
+    # one period as a box: 2 h + 1 pixels and frac at either end (periodic
+    # here, in FFT layout; the engine pads with zeros in its centred layout,
+    # the same while the support stays a window away from the edges)
+    h = int((period_px - 1) // 2)
+    frac = (period_px - 2 * h - 1) / 2
+    window = np.r_[frac, np.ones(2 * h + 1), frac] / period_px
     anneal_end = 0.7 * n_total
     in_plane = tuple(range(1, psi.ndim - 1))
 
     def smooth(a):
-        return np.real(scipy.fft.ifftn(scipy.fft.fftn(a, axes=in_plane) * lateral,
-                                       axes=in_plane))
+        for ax in in_plane:
+            a = scipy.ndimage.correlate1d(a, window, axis=ax, mode="wrap")
+        return a
 
     freqs = np.meshgrid(*[np.fft.fftfreq(n) for n in shape], indexing="ij")
     gauss = np.exp(-2 * np.pi ** 2 * sum((s * fq) ** 2 for s, fq in zip(sigma_px, freqs)))
@@ -83,7 +88,7 @@ def _reference_run(prepared, *, n_starts, seed, algorithm, beta=0.9, support_mar
             inside = p
             if strength > 0:
                 mag = np.abs(p)
-                w = support.astype(cdt)
+                w = support.astype(rdt)
                 target = smooth(mag * w) / np.maximum(smooth(w), 1e-6)
                 inside = p * (((1 - strength) * mag + strength * target) / np.maximum(mag, 1e-12))
             if algo == "ER":
