@@ -168,6 +168,7 @@ class Backend:
             self._fft = scipy.fft
             self._fft_kw = {"workers": self.workers}
             self._kernels = _numba_kernels() if fused in (None, True) else None
+            self._no_target = np.ones((1, 1, 1, 1), self.real_dtype)
             if fused and self._kernels is None:
                 raise ParameterError("fused kernels asked for, but Numba is not installed")
         elif name == "cupy":
@@ -276,7 +277,7 @@ class Backend:
         (``(n_starts, bx, by, bz)``); ``p`` and ``support`` are
         ``(n_starts, nx, ny, nz)``."""
         if self._kernels is not None:
-            self._kernels["region_amplitude"](p, support, *(int(c) for c in corner), out)
+            self._kernels["region_amplitude"](p, support, corner[0], corner[1], corner[2], out)
             return
         sl = _region(corner, out.shape)
         self.xp.multiply(self.xp.abs(p[sl]), support[sl], out=out)
@@ -329,11 +330,9 @@ class Backend:
         rt = self.real_dtype.type
         use_amp = strength > 0
         if self._kernels is not None:
-            if not use_amp:
-                target = np.ones((1, 1, 1, 1), self.real_dtype)
             self._kernels["real"](psi, p, support, rt(c1), rt(c2), rt(strength),
-                                  rt(1 - strength), target, *(int(c) for c in corner),
-                                  use_amp, rt(1e-12))
+                                  rt(1 - strength), target if use_amp else self._no_target,
+                                  corner[0], corner[1], corner[2], use_amp, rt(1e-12))
             return
         xp = self.xp
         # outside the support first: it needs p before the amplitude pull

@@ -446,37 +446,37 @@ class _LateralAmplitude:
     """
 
     def __init__(self, be: Backend, chunk_len, n_inplane_axes, corner, region, period_px):
-        self.be, self.corner, self.region = be, corner, region
-        self.n_axes = n_inplane_axes
+        self.be, self.corner = be, corner
         # one period as a box of 2 h + 1 pixels plus frac at either end
         width = max(float(period_px), 1.0)
         self.h = int((width - 1) // 2)
         self.frac = (width - 2 * self.h - 1) / 2
-        self._bufs = tuple(be.empty((chunk_len,) + tuple(region), be.real_dtype)
-                           for _ in range(2))
+        bufs = [be.empty((chunk_len,) + tuple(region), be.real_dtype) for _ in range(2)]
+        # one pass per in-plane axis, from one buffer into the other; the
+        # views are made once (this runs for every start at every iteration)
+        self._passes = []
+        for k in range(n_inplane_axes):
+            shape = (chunk_len * int(np.prod(region[:k])), region[k], -1)
+            self._passes.append((bufs[k % 2].reshape(shape), bufs[(k + 1) % 2].reshape(shape)))
+        self._input, self._mean = bufs[0], bufs[n_inplane_axes % 2]
+        self._index = _region(corner, (chunk_len,) + tuple(region))
 
-    def _mean(self, n):
-        """The box mean of ``_bufs[0][:n]`` along the in-plane axes, in one of
-        the two buffers (returned)."""
-        src, dst = (b[:n] for b in self._bufs)
-        for k in range(self.n_axes):
-            shape = (n * int(np.prod(self.region[:k])), self.region[k], -1)
-            self.be.box_mean(src.reshape(shape), self.h, self.frac, dst.reshape(shape))
-            src, dst = dst, src
-        return src
+    def _average(self):
+        """The box mean of ``_input`` along the in-plane axes (``_mean``)."""
+        for src, dst in self._passes:
+            self.be.box_mean(src, self.h, self.frac, dst)
+        return self._mean
 
     def denominator(self, support, out):
         """The averaged support on the box, at least 1e-6, into ``out``."""
-        n = len(support)
-        self._bufs[0][:n] = support[_region(self.corner, (n,) + self.region)]
-        self.be.xp.maximum(self._mean(n), 1e-6, out=out)
+        self._input[...] = support[self._index]
+        self.be.xp.maximum(self._average(), 1e-6, out=out)
 
     def target(self, p, support, denominator):
         """Averaged ``|p|`` x support over ``denominator``, on the box; a
         buffer reused by the next call."""
-        n = len(p)
-        self.be.region_amplitude(p, support, self.corner, self._bufs[0][:n])
-        mean = self._mean(n)
+        self.be.region_amplitude(p, support, self.corner, self._input)
+        mean = self._average()
         mean /= denominator
         return mean
 
