@@ -232,6 +232,10 @@ def phase_retrieval(prepared, *, n_starts: int = _D["n_starts"], seed: int = 0, 
                                thickness_nm=prepared.thickness_nm,
                                patch_nm=prepared.patch_nm, margin=support_margin)
     sigma_px = [shrink_wrap_sigma_nm / d for d in prepared.pixel_nm]
+    period_px = float(getattr(prepared, "period_nm", 0.0) or 0.0) / prepared.pixel_nm[0]
+    if amplitude_constraint > 0 and not (np.isfinite(period_px) and period_px > 0):
+        raise ParameterError("the amplitude constraint averages over one texture period, but "
+                             "the map's period is unknown: set amplitude_constraint to 0")
     batch_size = n_starts if batch_size is None else max(1, int(batch_size))
 
     t0 = time.perf_counter()
@@ -243,7 +247,7 @@ def phase_retrieval(prepared, *, n_starts: int = _D["n_starts"], seed: int = 0, 
             be, intensity, measured_c, support0, ks, seed=seed, steps=steps, beta=beta,
             shrink_wrap_every=shrink_wrap_every, threshold=shrink_wrap_threshold,
             sigma_px=sigma_px, amplitude_constraint=amplitude_constraint,
-            period_px=getattr(prepared, "period_nm", 0.0) / prepared.pixel_nm[0],
+            period_px=period_px,
             progress=None if progress is None else
             (lambda i, _d=done, _n=len(ks): progress(_d + i * _n, total)))
         done += len(ks) * n_iterations

@@ -90,3 +90,13 @@ def test_double_precision_and_bad_parameters(laminate):
         phase_retrieval(prep, n_starts=1, backend="fortran")
     with pytest.raises(ParameterError):
         phase_retrieval(object(), n_starts=1)
+
+
+def test_amplitude_constraint_without_a_period_is_a_clear_error():
+    from types import SimpleNamespace
+    prep = SimpleNamespace(intensity=np.ones((16, 8)), mask=np.zeros((16, 8), bool),
+                           pixel_nm=(1.0, 1.0), thickness_nm=3.0, patch_nm=6.0, period_nm=0.0)
+    with pytest.raises(ParameterError, match="period is unknown"):
+        phase_retrieval(prep, n_starts=1, algorithm="HIO**2")
+    res = phase_retrieval(prep, n_starts=1, algorithm="HIO**2", amplitude_constraint=0.0)
+    assert np.isfinite(res.fourier_error).all()
