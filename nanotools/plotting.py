@@ -456,13 +456,22 @@ def plot_located_supercells(objects: np.ndarray, *, boxes: Sequence[Sequence[tup
         nx, nz = amp.shape
         x, z = _coords(nx, pixel[0]), _coords(nz, pixel[-1])
         _image(ax, amp, x, z, cmap=AMPLITUDE_CMAP, aspect="auto")
-        for j, (bx, bz, w, h) in enumerate(boxes[k] if k < len(boxes) else []):
+        here = boxes[k] if k < len(boxes) else []
+        for j, (bx, bz, w, h) in enumerate(here):
             label = None if cell_labels is None else int(cell_labels[k][j])
             colour = colours[(label or 0) % len(colours)]
             ax.add_patch(Rectangle((x[0] + (bx - 0.5) * pixel[0], z[0] + (bz - 0.5) * pixel[-1]),
                                    w * pixel[0], h * pixel[-1], fill=False, ec=colour, lw=1.2,
                                    gid="supercell-box"))
             total += 1
+        if len(here):
+            # zoom on the film: the boxes and half a box around them, within the array
+            b = np.asarray(here, float)
+            lo, hi = b[:, :2] - 0.5 * b[:, 2:], b[:, :2] + 1.5 * b[:, 2:]
+            ax.set_xlim(max(x[0], x[0] + (lo[:, 0].min() - 0.5) * pixel[0]),
+                        min(x[-1], x[0] + (hi[:, 0].max() - 0.5) * pixel[0]))
+            ax.set_ylim(max(z[0], z[0] + (lo[:, 1].min() - 0.5) * pixel[-1]),
+                        min(z[-1], z[0] + (hi[:, 1].max() - 0.5) * pixel[-1]))
         ax.set_title(run_labels[k] if run_labels is not None else f"run {k}", fontsize=8)
         ax.set_xlabel("x (nm)", fontsize=8)
         ax.set_ylabel("z (nm)", fontsize=8)

@@ -106,6 +106,10 @@ def test_support_and_located_supercells():
                                            cell_labels=[[0, 1], [1], []])
     assert len(_artists(fig, "supercell-box")) == 3
     assert "3 cells" in fig._suptitle.get_text()
+    # each panel zooms on its boxes and half a box around them (2 nm pixels)
+    x = plotting._coords(40, 2.0)
+    np.testing.assert_allclose(fig.axes[0].get_xlim(), x[0] + 2.0 * np.array([6.5, 24.5]))
+    np.testing.assert_allclose(fig.axes[1].get_xlim(), x[0] + 2.0 * np.array([8.5, 20.5]))
 
 
 def test_supercell_boxes_from_a_pattern_result():
