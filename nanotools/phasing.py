@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
+import scipy.ndimage
 
 from .backend import Backend, FFTPlan, GaussianBlur, _region, get_backend
 from .errors import ParameterError
@@ -331,10 +332,9 @@ def _run_batch(be: Backend, intensity, measured_c, support0, ks, *, seed, steps,
     # each thread owns its scratch (blur buffers and plans), sized for one chunk
     groups = [chunks_i for chunks_i in np.array_split(np.arange(len(chunks)), n_threads)]
     # the amplitude constraint works on the bounding box of the initial support
-    box4 = support0.reshape(shape4)
-    corner, stop = zip(*[(int(ix[0]), int(ix[-1]) + 1) for ix in (
-        np.nonzero(box4.any(axis=tuple(b for b in range(3) if b != a)))[0] for a in range(3))])
-    region = tuple(e - c for c, e in zip(corner, stop))
+    bbox = scipy.ndimage.find_objects(support0.reshape(shape4).astype(np.int8))[0]
+    corner = tuple(int(b.start) for b in bbox)
+    region = tuple(int(b.stop - b.start) for b in bbox)
     scratch = [_Scratch(be, chunk_len, shape, corner, region,
                         period_px if amplitude_constraint > 0 else 0.0,
                         sigma_px if shrink_wrap_every else None) for _ in groups]
