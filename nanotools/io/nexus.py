@@ -90,7 +90,7 @@ def _atomic_h5(path: Path, writer, *, force: bool = True) -> Path:
 
     path = Path(path)
     if path.exists() and not force:
-        from .errors import InputError
+        from ..errors import InputError
         raise InputError("the output file exists; pass force=True (--force) to overwrite it",
                          path)
     directory = path.parent if str(path.parent) else Path(".")
@@ -320,7 +320,7 @@ def save_stage(path: str | os.PathLike, obj: Any) -> Path:
     >>> save_stage("prepared.h5", prepared)          # doctest: +SKIP
     >>> prepared = load_stage("prepared.h5")         # doctest: +SKIP
     """
-    from . import __version__
+    from .. import __version__
 
     def writer(h5):
         h5.attrs["nt_stage_format"] = STAGE_FORMAT
@@ -356,7 +356,7 @@ def load_stage(path: str | os.PathLike, cls: type | None = None) -> Any:
     """
     import h5py
 
-    from .errors import InputError
+    from ..errors import InputError
 
     path = Path(path)
     if not path.is_file():
@@ -453,7 +453,7 @@ class _RawMap:
 
 def _parse_unit_cell(value, path) -> tuple:
     """``'a,b,c'``, one number (cubic) or a sequence -> (a, b, c) in angstrom."""
-    from .errors import ParameterError
+    from ..errors import ParameterError
 
     if isinstance(value, str):
         parts = [p for p in value.replace(";", ",").replace(" ", ",").split(",") if p]
@@ -541,7 +541,7 @@ def _find_nxdata(h5, data_path, path):
     else the first NXdata group in the file."""
     import h5py
 
-    from .errors import InputError
+    from ..errors import InputError
 
     if data_path:
         try:
@@ -586,7 +586,7 @@ def _find_nxdata(h5, data_path, path):
 def _read_hdf5(path: Path, data_path: str | None) -> _RawMap:
     import h5py
 
-    from .errors import InputError
+    from ..errors import InputError
 
     try:
         h5 = h5py.File(path, "r")
@@ -721,7 +721,7 @@ def _read_hdf5(path: Path, data_path: str | None) -> _RawMap:
 def _linspace_axis(spec, n: int, path) -> _RawAxis:
     """One entry of the ``axes`` argument: ``(name, start, stop, units)`` or
     ``(name, values, units)``."""
-    from .errors import ParameterError
+    from ..errors import ParameterError
 
     try:
         if len(spec) == 4:
@@ -739,7 +739,7 @@ def _linspace_axis(spec, n: int, path) -> _RawAxis:
 
 
 def _read_numpy(path: Path, axes_spec) -> _RawMap:
-    from .errors import InputError, ParameterError
+    from ..errors import InputError, ParameterError
 
     try:
         loaded = np.load(path, allow_pickle=False)
@@ -919,7 +919,7 @@ def _canonical(raw: _RawMap, path, *, unit_cell=None, out_of_plane=None) -> Reci
     """Validate a raw map and bring it to the canonical order."""
     import warnings
 
-    from .errors import InputError, ParameterError
+    from ..errors import InputError, ParameterError
 
     intensity = np.asarray(raw.intensity)
     shape = intensity.shape
@@ -1166,7 +1166,7 @@ def read_map(path: str | os.PathLike, data_path: str | None = None, *, axes=None
         a saturated peak (masked), infinite values (masked), a guessed
         out-of-plane axis.
     """
-    from .errors import InputError
+    from ..errors import InputError
 
     path = Path(path)
     if not path.exists():
@@ -1237,7 +1237,7 @@ def write_map(path: str | os.PathLike, rsm: ReciprocalSpaceMap) -> Path:
     """
     import h5py
 
-    from .errors import InputError
+    from ..errors import InputError
 
     intensity = np.asarray(rsm.intensity)
     mask = np.asarray(rsm.mask)
@@ -1333,7 +1333,7 @@ def sha256_file(path: str | os.PathLike, *, chunk_bytes: int = 1 << 22) -> str:
     """SHA-256 (hex) of a file, read in chunks so big maps fit in memory."""
     import hashlib
 
-    from .errors import InputError
+    from ..errors import InputError
 
     digest = hashlib.sha256()
     try:
@@ -1421,8 +1421,8 @@ def write_result(path: str | os.PathLike, reconstruction: Reconstruction, *,
 
     import h5py
 
-    from . import __version__
-    from .errors import InputError
+    from .. import __version__
+    from ..errors import InputError
 
     path = Path(path)
     if path.is_dir():
@@ -1532,7 +1532,7 @@ def read_result(path: str | os.PathLike) -> dict:
 
     import h5py
 
-    from .errors import InputError
+    from ..errors import InputError
 
     path = Path(path)
     if not path.is_file():
