@@ -33,8 +33,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage, optimize
 
-from .errors import InputError, ParameterError
-from .io import ReciprocalSpaceMap
+from ..errors import InputError, ParameterError
+from ..io import ReciprocalSpaceMap
 
 __all__ = ["PreparedMap", "LengthMeasurement", "CentredMap", "prepare", "locate_peak",
            "estimate_background", "subtract_background", "centre_and_crop", "bin_map",
