@@ -8,7 +8,8 @@ from nanotools.analysis import compare_supercells
 from nanotools.errors import ParameterError
 from nanotools.patterns import (align_supercells, cut_supercell, find_supercells,
                                 locate_supercells, sinusoidal_test_function)
-from nanotools.simulate import TEXTURES, simulate_map, supercell_half_rows
+from nanotools.analysis import supercell_half_rows
+from nanotools.simulate import TEXTURES, simulate_map
 
 from _small import prepared_from_truth, small_simulation
 
