@@ -155,3 +155,36 @@ def test_gaps_and_bad_pixels_are_masked():
             sl = slice(p["gap"]["start_px"], p["gap"]["start_px"] + p["gap"]["width_px"])
             gap = m.rsm.mask[sl] if p["gap"]["axis"] == "x" else m.rsm.mask[:, sl]
             assert gap.all()
+
+
+# ---------------------------------------------------------------------------
+# Family draws through the pipeline (the benchmark's own code)
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("seed, bound", [(17, 0.10), (43, 0.11), (57, 0.12)])
+def test_easy_family_draws_reconstructed(tmp_path, seed, bound):
+    """Three easy draws (one coherent patch, no substrate, weak phase, >1e8
+    counts) on small 128 x 64 maps, through ``reconstruct_file`` with 8 starts
+    of the default algorithm and 2 clusters (3 s each on 2 shared cores).
+    Measured complex errors: 0.073 (laminate), 0.079 (vortex), 0.087
+    (amplitude); the bounds leave about 0.03 of room."""
+    from benchmarks_quality import run_family_member
+    r = run_family_member(seed, params=dict(n_starts=8, n_clusters=2), folder=tmp_path,
+                          shape=(128, 64))
+    assert r["failure"] is None
+    assert r["error"] < bound
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="issue 9 not resolved: at defaults the first 12 draws "
+                   "give a median error of about 0.2 and preprocessing failures; remove this "
+                   "mark when the family meets the goal")
+def test_family_meets_the_issue_goal(tmp_path):
+    """Issue 9's acceptance check on the first 10 draws at defaults (about
+    3 minutes): at least 90 % within 0.05, none above 0.15, no failure."""
+    from benchmarks_quality import run_family_member, summarise
+    rows = [run_family_member(s, params={}, folder=tmp_path) for s in range(10)]
+    s = summarise(rows)
+    assert s["failures"] == 0
+    assert s["within_005"] >= 0.9
+    assert s["worst"] <= 0.15
