@@ -117,7 +117,9 @@ def run_family_member(seed: int, *, params: dict, folder: Path, shape: tuple = (
         row["error"] = float(compare_supercells(cell["complex_field"], truth))
     except Exception as exc:  # a failure of the pipeline is a result here, not a crash
         row["seconds"] = row["seconds"] or time.perf_counter() - t0
-        where = traceback.extract_tb(exc.__traceback__)[-1]
+        frames = traceback.extract_tb(exc.__traceback__)
+        ours = [f for f in frames if "nanotools" in Path(f.filename).parts]
+        where = (ours or frames)[-1]  # the innermost line of nanotools, not of NumPy
         row["failure"] = (f"{type(exc).__name__}: {exc} "
                           f"(at {Path(where.filename).name}:{where.lineno} in {where.name})")
         return row
