@@ -98,7 +98,9 @@ def run_family_member(seed: int, *, params: dict, folder: Path, shape: tuple = (
                coherence=p["coherence"]["model"], substrate=p["substrate"] is not None,
                j0_below_j1=p["j0_below_j1"], strong_phase=p["strong_phase"],
                phase_rad=p["texture"]["phase_amplitude_rad"],
-               background=p["background"]["kind"], true_peak_px=p["bragg_peak_px"],
+               background=p["background"]["kind"], background_level=p["background"]["level"],
+               true_peak_px=p["bragg_peak_px"], satellite_spacing_px=p["satellite_spacing_px"],
+               fringe_spacing_px=p["oversampling_z"],
                error=math.inf, seconds=None, failure=None, estimated_error=None,
                reliable=None, reliable_reason=None, measured={}, notes=[])
     folder = Path(folder)
@@ -187,7 +189,29 @@ def summarise(rows: list) -> dict:
     return out
 
 
-def _print_summary(s: dict) -> None:
+def diagnose(r: dict) -> str:
+    """What preprocessing measured against the draw's truth, in a few words."""
+    if r["failure"]:
+        return "failed: " + r["failure"]
+    m, parts = r["measured"], []
+    if m.get("peak_px"):
+        dx = m["peak_px"][0] - r["true_peak_px"][0]
+        dz = m["peak_px"][1] - r["true_peak_px"][1]
+        order = dx / r["satellite_spacing_px"]
+        fringe = dz / r["fringe_spacing_px"]
+        parts.append(f"peak off by ({dx:+.1f}, {dz:+.1f}) px = ({order:+.2f} satellites, "
+                     f"{fringe:+.2f} fringes)")
+    if m.get("period_nm"):
+        parts.append(f"period {m['period_nm'] / r['period_nm']:.3f} x true")
+    if m.get("thickness_nm"):
+        parts.append(f"thickness {m['thickness_nm'] / r['thickness_nm']:.3f} x true")
+    if m.get("background") is not None:
+        parts.append(f"background {m['background']:.3g} (true {r['background']} "
+                     f"{r['background_level']:.3g})")
+    return "; ".join(parts)
+
+
+def _print_summary(s: dict, rows: list | None = None) -> None:
     print()
     print("| draws | failures | median | 90th pct | worst | within 0.05 | within 0.15 "
           "| s/map median | s/map worst |")
@@ -196,6 +220,9 @@ def _print_summary(s: dict) -> None:
           f"| {100 * s['within_005']:.0f} % | {100 * s['within_015']:.0f} % "
           f"| {_fmt(s['seconds_median'], '.0f')} | {_fmt(s['seconds_worst'], '.0f')} |")
     print(f"\nworst draws (seeds): {', '.join(str(x) for x in s['worst_seeds'])}")
+    for r in sorted(rows or [], key=lambda r: -r["error"])[:len(s["worst_seeds"])]:
+        print(f"  {r['seed']:4d} {r['texture']:9s} {r['coherence']:8s} error {r['error']:.3f}: "
+              f"{diagnose(r)}")
     e = s.get("estimate")
     if e is None:
         print("error estimate: the results carry no estimated_error (not compared)")
@@ -259,7 +286,7 @@ def run_family(n: int, *, first_seed: int, jobs: int, params: dict, json_path=No
                     rows.append(r)
                     _print_row(r)
     summary = summarise(rows)
-    _print_summary(summary)
+    _print_summary(summary, rows)
     if json_path:
         Path(json_path).write_text(json.dumps(dict(summary=summary, rows=_json_safe(rows)),
                                               indent=1, default=str))
