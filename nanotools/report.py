@@ -116,16 +116,13 @@ class Report:
 def notebook_dir() -> Path:
     """The folder of the stage notebooks shipped with the package.
 
-    ``nanotools/notebooks`` in an installed package (package data); in a
-    source checkout it is the repository's ``notebooks/`` folder (the
-    package folder links to it).
+    The repository's ``notebooks/`` folder is installed as the package data
+    of ``nanotools.notebooks`` (a ``package-dir`` mapping in
+    ``pyproject.toml``), so an editable install and a wheel find it alike.
     """
-    shipped = Path(str(resources.files("nanotools"))) / "notebooks"
+    shipped = Path(str(resources.files("nanotools.notebooks")))
     if shipped.is_dir() and any(shipped.glob("[0-9][0-9]_*.ipynb")):
         return shipped
-    checkout = Path(__file__).resolve().parent.parent / "notebooks"
-    if checkout.is_dir():
-        return checkout
     raise NanotoolsError(f"the stage notebooks are not installed (looked in {shipped})")
 
 
