@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
-import inspect
 import json
 import os
 import shutil
@@ -33,7 +32,7 @@ import numpy as np
 from . import __version__
 from .errors import InputError, NanotoolsError, ParameterError
 from .io import Reconstruction, load_stage, read_map, save_stage, sha256_file, write_result
-from .params import to_json, validate
+from .params import arguments_for, to_json, validate
 
 __all__ = ["reconstruct_file", "checkpoint_dir", "checkpoint_key", "run_phasing"]
 
@@ -53,17 +52,6 @@ def checkpoint_key(input_sha256: str, params: dict, seed: int) -> str:
     blob = json.dumps({"input_sha256": input_sha256, "parameters": json.loads(to_json(params)),
                        "seed": int(seed), "version": __version__}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
-
-
-def _call(func, *args, params: dict, **extra):
-    """Call a stage function with the registry parameters it accepts (by
-    name), plus ``extra``; so the registry can hold parameters of other
-    stages without every function having to swallow them."""
-    accepted = inspect.signature(func).parameters
-    takes_all = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
-    kwargs = {k: v for k, v in params.items() if takes_all or k in accepted}
-    kwargs.update(extra)
-    return func(*args, **kwargs)
 
 
 def _naming(exc: NanotoolsError, input_path) -> NanotoolsError:
@@ -137,7 +125,7 @@ def run_phasing(prepared, params: dict, *, seed: int, checkpoint: Path | None = 
     resumed : int
         Starts taken from the checkpoint.
     """
-    from . import phasing
+    from .chunks import phase_in_chunks, start_chunks
 
     n_starts = int(params["n_starts"])
     chunk_size = max(1, n_starts // 8) if chunk_size is None else max(1, int(chunk_size))
@@ -156,21 +144,23 @@ def run_phasing(prepared, params: dict, *, seed: int, checkpoint: Path | None = 
         from tqdm.auto import tqdm
         bar = tqdm(total=n_starts, initial=done, unit="start", desc="phasing",
                    dynamic_ncols=True, leave=False)
+
+    def finished(chunk) -> None:
+        if checkpoint is not None:
+            save_stage(checkpoint / f"starts_{int(chunk.start_indices[0]):07d}.h5", chunk)
+        if bar is not None:
+            bar.update(chunk.n_starts)
+
+    pieces = start_chunks(n_starts - done, chunk_size, done) if done < n_starts else []
+    kwargs = arguments_for("nanotools.phasing.phase_retrieval", params)
+    kwargs.pop("n_starts")
     try:
-        while done < n_starts:
-            count = min(chunk_size, n_starts - done)
-            chunk = _call(phasing.phase_retrieval, prepared, params=params,
-                          n_starts=count, seed=int(seed), start=done)
-            if checkpoint is not None:
-                save_stage(checkpoint / f"starts_{done:07d}.h5", chunk)
-            chunks.append(chunk)
-            done += count
-            if bar is not None:
-                bar.update(count)
+        phased = phase_in_chunks(prepared, pieces, seed=int(seed), done=chunks,
+                                 on_chunk=finished, **kwargs)
     finally:
         if bar is not None:
             bar.close()
-    return phasing.concatenate(chunks), resumed
+    return phased, resumed
 
 
 def reconstruct_file(input_path: str | os.PathLike, out_path: str | os.PathLike,
@@ -230,13 +220,14 @@ def reconstruct_file(input_path: str | os.PathLike, out_path: str | os.PathLike,
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         rsm = read_map(input_path, data_path, axes=axes, unit_cell=full["unit_cell"] or None,
-                       out_of_plane=out_of_plane)
+                       out_of_plane=out_of_plane)  # the registry's "" means: from the file
     for w in caught:  # pass them on (the CLI prints them) and keep them in the result
         notes.append(f"warning: {w.message}")
         warnings.warn(w.message, w.category, stacklevel=2)
     notes.append(f"out-of-plane axis '{rsm.axis_names[-1]}': {rsm.out_of_plane_reason}")
     try:
-        prepared = _call(preprocess.prepare, rsm, params=full)
+        prepared = preprocess.prepare(
+            rsm, **arguments_for("nanotools.preprocess.prepare", full))
         notes.extend(str(n) for n in getattr(prepared, "notes", []))
         out_path.parent.mkdir(parents=True, exist_ok=True)
         folder = checkpoint_dir(out_path) if checkpoint else None
@@ -245,7 +236,9 @@ def reconstruct_file(input_path: str | os.PathLike, out_path: str | os.PathLike,
                                       chunk_size=chunk_size, progress=progress)
         if resumed:
             notes.append(f"resumed from a checkpoint with {resumed} finished starts")
-        found = _call(patterns.find_supercells, phased, prepared, params=full, seed=seed)
+        found = patterns.find_supercells(
+            phased, prepared, seed=seed,
+            **arguments_for("nanotools.patterns.find_supercells", full))
     except NanotoolsError as exc:
         raise _naming(exc, input_path) from None
     best = found.best

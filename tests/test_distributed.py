@@ -19,7 +19,8 @@ import pytest
 
 distributed = pytest.importorskip("dask.distributed")
 
-from nanotools.distributed import phase_retrieval_distributed, start_chunks  # noqa: E402
+from nanotools.chunks import start_chunks  # noqa: E402
+from nanotools.distributed import phase_retrieval_distributed  # noqa: E402
 from nanotools.errors import ParameterError  # noqa: E402
 from nanotools.phasing import phase_retrieval  # noqa: E402
 from nanotools.simulate import simulate_map  # noqa: E402

@@ -35,6 +35,16 @@ def test_controls_follow_the_registry():
     assert "(nm)" in control_for(PARAMETERS["sim_period_nm"]).description
 
 
+def test_every_control_has_a_readable_label_with_unit_and_the_help_as_tooltip():
+    for p in PARAMETERS.values():
+        control = control_for(p)
+        assert "_" not in control.description, p.name  # not the raw name
+        assert len(control.description) <= 30, p.name  # fits the 15em label whole
+        assert control.description.endswith(f"({p.unit})") == bool(p.unit), p.name
+        assert control.tooltip.startswith(p.help), p.name
+    assert control_for(PARAMETERS["shrink_wrap_sigma_nm"]).description == "shrink-wrap blur (nm)"
+
+
 def test_unknown_control_is_refused(prepared):
     from nanotools.errors import ParameterError
     with pytest.raises(ParameterError, match="no control 'n_iter'"):
