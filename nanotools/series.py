@@ -19,7 +19,6 @@ Layout of ``DIR``::
 from __future__ import annotations
 
 import base64
-import html
 import io as _io
 import json
 import os
@@ -104,22 +103,23 @@ def series_variable(metadata: dict) -> tuple[str, str, float] | None:
 
 
 def summarise_result(result_path: str | os.PathLike) -> dict:
-    """The series quantities of one ``result.h5``: period, cluster
-    populations, chosen cluster, displacement amplitude, median Fourier error."""
-    import h5py
-    with h5py.File(result_path, "r") as h5:
-        cell = h5["entry/supercell"]
-        disp = np.asarray(cell["displacement"], float)
-        clusters = h5["entry/clusters"]
-        labels = np.asarray(clusters["label"], int)
-        members = np.asarray(clusters["n_members"], int)
-        order = np.argsort(labels)
-        errors = np.asarray(h5["entry/runs/fourier_error"], float)
-        return dict(period_nm=float(cell.attrs["period_nm"]),
-                    populations=[int(m) for m in members[order]],
-                    chosen=int(clusters.attrs["chosen"]),
-                    displacement_amplitude_A=float((np.nanmax(disp) - np.nanmin(disp)) / 2),
-                    fourier_error=float(np.median(errors)))
+    """The series quantities of one ``result.h5`` (read by
+    :func:`nanotools.io.read_result`): period, cluster populations, chosen
+    cluster, displacement amplitude, median Fourier error."""
+    from .io import read_result
+
+    result = read_result(result_path)
+    cell, clusters = result["supercell"], result["clusters"]
+    disp = np.asarray(cell["displacement"], float)
+    labels = np.asarray(clusters["label"], int)
+    members = np.asarray(clusters["n_members"], int)
+    order = np.argsort(labels)
+    errors = np.asarray(result["runs"]["fourier_error"], float)
+    return dict(period_nm=float(cell["period_nm"]),
+                populations=[int(m) for m in members[order]],
+                chosen=int(clusters["chosen"]),
+                displacement_amplitude_A=float((np.nanmax(disp) - np.nanmin(disp)) / 2),
+                fourier_error=float(np.median(errors)))
 
 
 def _map_dir_names(paths: list[Path]) -> list[str]:
@@ -342,14 +342,15 @@ def write_series(result: SeriesResult, *, force: bool = False) -> tuple[Path, Pa
 
 
 def _figure_png(result: SeriesResult) -> str:
-    """The three panels (period, populations, displacement) as base64 PNG."""
-    import matplotlib
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    """The three panels (period, populations, displacement) as base64 PNG,
+    drawn on a Figure of its own (no pyplot, no backend switch)."""
+    from matplotlib.figure import Figure
+
     e = result.entries
     x = [v.variable for v in e]
     label = result.variable_name + (f" ({result.variable_unit})" if result.variable_unit else "")
-    fig, axes = plt.subplots(3, 1, figsize=(6, 7), sharex=True)
+    fig = Figure(figsize=(6, 7))
+    axes = fig.subplots(3, 1, sharex=True)
     axes[0].plot(x, [v.period_nm for v in e], "o-")
     axes[0].set_ylabel("period (nm)")
     pops = _populations_table(e)
@@ -364,35 +365,28 @@ def _figure_png(result: SeriesResult) -> str:
     fig.tight_layout()
     buf = _io.BytesIO()
     fig.savefig(buf, format="png", dpi=90)
-    plt.close(fig)
     return base64.b64encode(buf.getvalue()).decode()
 
 
 def _html(result: SeriesResult) -> str:
+    """``series.html``, rendered by :func:`nanotools.page.render`."""
+    from . import page
+
     e = result.entries
     unit = f" ({result.variable_unit})" if result.variable_unit else ""
-    rows = "\n".join(
-        f"<tr><td>{v.variable:g}</td><td>{v.period_nm:.3f}</td>"
-        f"<td>{' / '.join(str(p) for p in v.populations)} (chosen {v.chosen})</td>"
-        f"<td>{v.displacement_amplitude_A:.4f}</td><td>{v.fourier_error:.4f}</td>"
-        f"<td><a href=\"{html.escape(os.path.relpath(v.result_path, result.out_dir))}\">"
-        f"{html.escape(Path(v.input_path).name)}</a></td></tr>" for v in e)
-    notes = "".join(f"<li>{html.escape(n)}</li>" for n in result.notes)
-    return f"""<!DOCTYPE html>
-<html><head><meta charset="utf-8"><title>nanotools series</title>
-<style>body{{font-family:sans-serif;max-width:60em;margin:2em auto}}
-table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:.2em .6em}}</style>
-</head><body>
-<h1>Series of {len(e)} maps</h1>
-<p>Each map imaged by the same pipeline ({html.escape(result.scheduler)},
-{result.wall_time_s:.1f} s in all).</p>
-<ul>{notes}</ul>
-<img alt="period, cluster populations and displacement against {html.escape(result.variable_name)}"
- src="data:image/png;base64,{_figure_png(result)}">
-<table><tr><th>{html.escape(result.variable_name)}{html.escape(unit)}</th><th>period (nm)</th>
-<th>cluster populations</th><th>displacement amplitude (Å)</th><th>Fourier error</th>
-<th>map</th></tr>
-{rows}
-</table></body></html>
-"""
-
+    rows = [[f"{v.variable:g}", f"{v.period_nm:.3f}",
+             f"{' / '.join(str(p) for p in v.populations)} (chosen {v.chosen})",
+             f"{v.displacement_amplitude_A:.4f}", f"{v.fourier_error:.4f}",
+             {"href": os.path.relpath(v.result_path, result.out_dir),
+              "text": Path(v.input_path).name}] for v in e]
+    cells = [page.markdown(f"Each map imaged by the same pipeline ({result.scheduler}, "
+                           f"{result.wall_time_s:.1f} s in all)."),
+             page.bullets(result.notes),
+             page.figure("series", _figure_png(result),
+                         alt=f"period, cluster populations and displacement against "
+                             f"{result.variable_name}"),
+             page.table(rows, cls="series",
+                        header=[result.variable_name + unit, "period (nm)",
+                                "cluster populations", "displacement amplitude (Å)",
+                                "Fourier error", "map"])]
+    return page.render(f"Series of {len(e)} maps", cells)
