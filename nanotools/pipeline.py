@@ -34,7 +34,8 @@ from .errors import InputError, NanotoolsError, ParameterError
 from .io import Reconstruction, load_stage, read_map, save_stage, sha256_file, write_result
 from .params import arguments_for, to_json, validate
 
-__all__ = ["reconstruct_file", "checkpoint_dir", "checkpoint_key", "run_phasing"]
+__all__ = ["reconstruct_file", "build_reconstruction", "checkpoint_dir", "checkpoint_key",
+           "run_phasing"]
 
 _KEY_FILE = "checkpoint.json"
 
@@ -163,6 +164,53 @@ def run_phasing(prepared, params: dict, *, seed: int, checkpoint: Path | None = 
     return phased, resumed
 
 
+def build_reconstruction(found, phased, *, parameters: dict, seed: int, input_path: str = "",
+                         input_sha256: str = "", notes: list | None = None,
+                         date: str | None = None) -> Reconstruction:
+    """The :class:`~nanotools.io.Reconstruction` of a finished run: the
+    chosen cluster's maps and the resolution of its members.
+
+    The one place a reconstruction is put together: :func:`reconstruct_file`
+    and the summary notebook both call it, then :func:`nanotools.io.write_result`.
+
+    Parameters
+    ----------
+    found
+        The :class:`~nanotools.patterns.PatternResult`.
+    phased
+        The :class:`~nanotools.phasing.PhasingResult` of every start.
+    parameters
+        The full, validated parameter set.
+    seed
+        The run's random seed.
+    input_path, input_sha256
+        The input map and its SHA-256 (empty for a simulated map).
+    notes
+        What the pipeline decided, for the provenance.
+    date
+        ISO 8601 date of the run; now if None.
+
+    Returns
+    -------
+    Reconstruction
+        With ``wall_time_s`` 0: the caller sets it before writing.
+    """
+    from . import analysis
+
+    if date is None:
+        date = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    maps = analysis.supercell_maps(found.best.mean, G=found.G, pixel_nm=tuple(found.pixel_nm))
+    members = np.asarray(found.supercells)[np.asarray(found.labels) == found.chosen]
+    resolution = {}
+    if len(members) >= 2:  # the PRTF compares members: one alone gives none
+        _, _, resolution = analysis.prtf(members, pixel_nm=tuple(found.pixel_nm))
+    return Reconstruction(
+        supercell=maps, patterns=found, phasing=phased, parameters=parameters, seed=int(seed),
+        input_path=input_path, input_sha256=input_sha256,
+        phasing_time_s=float(phased.phasing_time_s), resolution=dict(resolution),
+        notes=list(notes or []), date=date, version=__version__)
+
+
 def reconstruct_file(input_path: str | os.PathLike, out_path: str | os.PathLike,
                      params: dict | None = None, *, seed: int = 0, force: bool = False,
                      progress: bool = True, checkpoint: bool = True,
@@ -202,7 +250,7 @@ def reconstruct_file(input_path: str | os.PathLike, out_path: str | os.PathLike,
     InputError, ParameterError
         Bad input or parameters (checked before any long computation).
     """
-    from . import analysis, patterns, preprocess
+    from . import patterns, preprocess
 
     t0 = time.perf_counter()
     date = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
@@ -241,17 +289,9 @@ def reconstruct_file(input_path: str | os.PathLike, out_path: str | os.PathLike,
             **arguments_for("nanotools.patterns.find_supercells", full))
     except NanotoolsError as exc:
         raise _naming(exc, input_path) from None
-    best = found.best
-    maps = analysis.supercell_maps(best.mean, G=found.G, pixel_nm=tuple(found.pixel_nm))
-    members = np.asarray(found.supercells)[np.asarray(found.labels) == found.chosen]
-    resolution = {}
-    if len(members) >= 2:
-        _, _, resolution = analysis.prtf(members, pixel_nm=tuple(found.pixel_nm))
-    rec = Reconstruction(
-        supercell=maps, patterns=found, phasing=phased, parameters=full, seed=seed,
-        input_path=str(input_path), input_sha256=input_sha,
-        phasing_time_s=float(phased.phasing_time_s), resolution=dict(resolution),
-        notes=notes, date=date, version=__version__)
+    rec = build_reconstruction(found, phased, parameters=full, seed=seed,
+                               input_path=str(input_path), input_sha256=input_sha, notes=notes,
+                               date=date)
     rec.wall_time_s = time.perf_counter() - t0
     write_result(out_path, rec, force=force)
     if folder is not None and folder.exists():

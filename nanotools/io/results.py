@@ -63,24 +63,22 @@ class Reconstruction:
     version: str = ""
 
 
-def sha256_file(path: str | os.PathLike, *, chunk_bytes: int = 1 << 22) -> str:
-    """SHA-256 (hex) of a file, read in chunks so big maps fit in memory."""
+def sha256_file(path: str | os.PathLike) -> str:
+    """SHA-256 (hex) of a file (:func:`hashlib.file_digest`, which reads it
+    in blocks, so big maps need no memory)."""
     import hashlib
 
     from ..errors import InputError
 
-    digest = hashlib.sha256()
     try:
         with open(path, "rb") as fh:
-            while block := fh.read(chunk_bytes):
-                digest.update(block)
+            return hashlib.file_digest(fh, "sha256").hexdigest()
     except FileNotFoundError:
         raise InputError("file not found", path) from None
     except IsADirectoryError:
         raise InputError("is a directory, not a file", path) from None
     except OSError as exc:
         raise InputError(f"cannot read the file ({exc.strerror or exc})", path) from None
-    return digest.hexdigest()
 
 
 def write_result(path: str | os.PathLike, reconstruction: Reconstruction, *,
