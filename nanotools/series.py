@@ -134,7 +134,6 @@ def _image_one(input_path: str, map_dir: str, params: dict, seed: int, force: bo
     summary and series variable. Runs in a worker process, so it sets the
     engine's FFT threads for that process."""
     os.environ["NANOTOOLS_FFT_WORKERS"] = str(fft_workers)
-    from .io import read_map
     t0 = time.perf_counter()
     map_dir = Path(map_dir)
     result = map_dir / "result.h5"
@@ -147,11 +146,20 @@ def _image_one(input_path: str, map_dir: str, params: dict, seed: int, force: bo
         map_dir.mkdir(parents=True, exist_ok=True)
         reconstruct_file(input_path, result, params, seed=seed, force=force, progress=False)
     summary = summarise_result(result)
-    var = series_variable(read_map(input_path).metadata)
+    var = _variable_of(input_path, params)
     summary.update(input_path=str(input_path), result_path=str(result),
                    variable=None if var is None else list(var),
                    wall_time_s=time.perf_counter() - t0)
     return summary
+
+
+def _variable_of(input_path: str, params: dict) -> tuple[str, str, float] | None:
+    """The series variable of one map, read as the pipeline reads the map
+    (with ``-p unit_cell`` for r.l.u. axes)."""
+    from .io import read_map
+
+    return series_variable(read_map(input_path, unit_cell=params.get("unit_cell") or None
+                                    ).metadata)
 
 
 def _report_available() -> bool:
