@@ -187,3 +187,48 @@ def test_cupy_equals_numpy(small):
     assert isinstance(gpu.objects, np.ndarray)
     np.testing.assert_allclose(gpu.history, cpu.history, rtol=1e-6)
     assert np.abs(gpu.objects - cpu.objects).max() < 1e-7 * np.abs(cpu.objects).max()
+
+
+def test_wisdom_is_plain_text_and_a_planted_pickle_is_never_loaded(tmp_path, monkeypatch):
+    """The shared FFTW wisdom is JSON text holding FFTW's wisdom strings; a
+    file that is not (e.g. a pickle planted in the cache folder) is ignored,
+    never unpickled, and replaced by the next plan's wisdom."""
+    pytest.importorskip("pyfftw")
+    import json
+    import pickle
+
+    from nanotools.backend import FFTPlan
+
+    class Boom:
+        def __reduce__(self):
+            return (exec, ("raise SystemExit('unpickled')",))
+
+    path = tmp_path / "wisdom"
+    path.write_bytes(pickle.dumps(Boom()))
+    monkeypatch.setenv("NANOTOOLS_FFTW_WISDOM", str(path))
+    # a shape no other test plans, so this plan adds wisdom and the file is rewritten
+    FFTPlan(get_backend("numpy", "single", fft_library="pyfftw"), (1, 17, 19))
+    stored = json.loads(path.read_text())
+    assert stored["format"] == "nanotools-fftw-wisdom-1"
+    assert all(isinstance(w, str) for w in stored["wisdom"]) and len(stored["wisdom"]) == 3
+
+
+def test_scipy_transforms_run_on_one_thread_inside_the_pool(monkeypatch):
+    """With scipy.fft the starts are spread over be.workers threads; each
+    transform gets one thread (workers threads per transform on top of that
+    oversubscribed the cores)."""
+    import scipy.fft
+
+    from nanotools.backend import FFTPlan, GaussianBlur
+
+    seen = []
+    for name in ("fftn", "ifftn", "rfftn", "irfftn"):
+        real = getattr(scipy.fft, name)
+        monkeypatch.setattr(scipy.fft, name,
+                            lambda *a, _f=real, **k: seen.append(k.get("workers")) or _f(*a, **k))
+    be = get_backend("numpy", "single", workers=4, fft_library="scipy")
+    plan = FFTPlan(be, (2, 8, 6))
+    plan.psi[...] = 1
+    plan.forward(0), plan.inverse(0)
+    GaussianBlur(be, (2, 8, 6), (1, 2), [1.0, 1.0])(np.ones((2, 8, 6), np.float32))
+    assert seen == [1, 1, 1, 1]
