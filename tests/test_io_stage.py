@@ -12,7 +12,14 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from nanotools.errors import InputError
-from nanotools.io import ReciprocalSpaceMap, load_stage, save_stage
+from nanotools.io import ReciprocalSpaceMap, hdf5, load_stage, save_stage
+
+
+@pytest.fixture(autouse=True)
+def _this_module_may_be_stored(monkeypatch):
+    """The round trips store this file's own dataclasses: allow its module
+    beside nanotools (stage files name nanotools dataclasses only)."""
+    monkeypatch.setattr(hdf5, "STAGE_PACKAGES", ("nanotools", __name__))
 
 
 @dataclasses.dataclass
@@ -89,6 +96,21 @@ def test_wrong_class_is_refused(tmp_path):
     save_stage(tmp_path / "f.h5", Frozen(np.zeros(2)))
     with pytest.raises(InputError, match="holds a Frozen, expected ReciprocalSpaceMap"):
         load_stage(tmp_path / "f.h5", ReciprocalSpaceMap)
+
+
+def test_a_file_naming_another_module_is_refused_before_importing_it(tmp_path, monkeypatch):
+    save_stage(tmp_path / "f.h5", Frozen(np.zeros(2)))
+    with h5py.File(tmp_path / "f.h5", "r+") as h5:
+        h5["stage"].attrs["nt_class"] = "antigravity:Nothing"  # importing it opens a browser
+    monkeypatch.setattr(hdf5, "STAGE_PACKAGES", ("nanotools",))
+    with pytest.raises(InputError, match="nanotools dataclasses only"):
+        load_stage(tmp_path / "f.h5")
+    import sys
+    assert "antigravity" not in sys.modules
+    with h5py.File(tmp_path / "f.h5", "r+") as h5:
+        h5["stage"].attrs["nt_class"] = "nanotools.io.hdf5:atomic_h5"  # not a dataclass
+    with pytest.raises(InputError, match="nanotools dataclasses only"):
+        load_stage(tmp_path / "f.h5")
 
 
 def test_not_a_stage_file(tmp_path):
