@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 DEMO_OUT ?= demo-report
 
-.PHONY: demo test test-all bench quality clean
+.PHONY: demo test test-all bench quality clean docs lint
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ quality: $(VENV)/.test-installed
 bench: $(VENV)/.test-installed
 	$(BIN)/python -m pip install -q -e ".[bench]"
 	MPLBACKEND=agg $(BIN)/python benchmarks/speed.py
+
+# Generated documentation: the bad-input table from the real command line.
+docs: $(VENV)/.test-installed
+	$(BIN)/python tests/test_bad_input.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache test-artifacts

@@ -55,6 +55,19 @@ def checkpoint_key(input_sha256: str, params: dict, seed: int) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+def _check_out_folder(folder: Path) -> None:
+    """Fail before any work when the result's folder cannot be created: the
+    nearest existing ancestor must be a folder this process may write in."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise InputError("cannot create the output folder: a file is in the way", existing)
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError("cannot create the output folder: no permission to write in",
+                         existing)
+
+
 def _naming(exc: NanotoolsError, input_path) -> NanotoolsError:
     """The same error, naming the input file if it does not yet (a stage only
     knows the map's ``source``, which for a simulated map is no file)."""
@@ -263,6 +276,7 @@ def reconstruct_file(input_path: str | os.PathLike, out_path: str | os.PathLike,
         raise InputError("the output path is a directory; give a file name (result.h5)", out_path)
     if out_path.exists() and not force:
         raise InputError("the output file exists; pass --force to overwrite it", out_path)
+    _check_out_folder(out_path.parent)
     input_sha = sha256_file(input_path)
     notes = []
     with warnings.catch_warnings(record=True) as caught:
@@ -277,7 +291,11 @@ def reconstruct_file(input_path: str | os.PathLike, out_path: str | os.PathLike,
         prepared = preprocess.prepare(
             rsm, **arguments_for("nanotools.preprocess.prepare", full))
         notes.extend(str(n) for n in getattr(prepared, "notes", []))
-        out_path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            out_path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a file in the way, no permission ...
+            raise InputError(f"cannot create the output folder ({exc.strerror or exc})",
+                             out_path.parent) from None
         folder = checkpoint_dir(out_path) if checkpoint else None
         key = checkpoint_key(input_sha, full, seed)
         phased, resumed = run_phasing(prepared, full, seed=seed, checkpoint=folder, key=key,
