@@ -236,7 +236,7 @@ def reconstruct_file(input_path: str | os.PathLike, out_path: str | os.PathLike,
     input_path
         The map (NeXus/HDF5, ``.npy``/``.npz``; see :func:`nanotools.io.read_map`).
     out_path
-        The result file (CONTRACT.md layout). Its folder is created.
+        The result file (docs/CONTRACT.md layout). Its folder is created.
     params
         Parameters to override (name -> value; strings are converted), see
         ``nanotools.params.PARAMETERS``.

@@ -13,7 +13,7 @@ everything into ``DIR`` at once:
     Each stage's output (HDF5, :func:`nanotools.io.save_stage`), so any
     notebook can be re-run alone from ``DIR``.
 ``DIR/result.h5``
-    The result file of CONTRACT.md (:func:`nanotools.io.write_result`).
+    The result file of docs/CONTRACT.md (:func:`nanotools.io.write_result`).
 ``DIR/report.html``
     One self-contained page: every figure embedded, the parameters and the
     provenance listed.
@@ -335,7 +335,7 @@ def run_report(*, input_path: str | os.PathLike | None = None, out_dir: str | os
     Parameters
     ----------
     input_path
-        The map (NeXus/HDF5, see CONTRACT.md). If None: the bundled example
+        The map (NeXus/HDF5, see docs/CONTRACT.md). If None: the bundled example
         map, or, if ``params`` sets any simulation parameter (``texture``,
         ``sim_*``), a map simulated with them by the first notebook.
     out_dir

@@ -83,7 +83,7 @@ def sha256_file(path: str | os.PathLike) -> str:
 
 def write_result(path: str | os.PathLike, reconstruction: Reconstruction, *,
                  force: bool = False) -> Path:
-    """Write ``result.h5`` (layout of CONTRACT.md) atomically.
+    """Write ``result.h5`` (layout of docs/CONTRACT.md) atomically.
 
     Layout (all NeXus):
 
