@@ -295,7 +295,7 @@ def align_supercell(cell: np.ndarray, reference: np.ndarray, *, twin: bool | Non
         r = np.conj(c[::-1, ::-1]) if tw else c
         sx, sz, _ = best_integer_shift(t, r, max_dz)
 
-        def cost(p):
+        def cost(p, r=r):  # r bound now: the loop moves on to the twin
             return _error(t, _apply(r, p[0], p[1], p[2] if ramp else 0.0,
                                     p[3] if ramp else 0.0))[0]
 

@@ -25,7 +25,6 @@ import shutil
 import time
 import warnings
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -211,7 +210,7 @@ def build_reconstruction(found, phased, *, parameters: dict, seed: int, input_pa
     from . import analysis
 
     if date is None:
-        date = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        date = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     maps = analysis.supercell_maps(found.best.mean, G=found.G, pixel_nm=tuple(found.pixel_nm))
     members = np.asarray(found.supercells)[np.asarray(found.labels) == found.chosen]
     resolution = {}
@@ -266,7 +265,7 @@ def reconstruct_file(input_path: str | os.PathLike, out_path: str | os.PathLike,
     from . import patterns, preprocess
 
     t0 = time.perf_counter()
-    date = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    date = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     full = validate(params)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ParameterError(f"seed must be a non-negative integer, got {seed!r}")

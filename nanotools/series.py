@@ -164,8 +164,9 @@ def _variable_of(input_path: str, params: dict) -> tuple[str, str, float] | None
 
 def _report_available() -> bool:
     try:
-        from . import report  # noqa: F401
         import papermill  # noqa: F401
+
+        from . import report  # noqa: F401
     except ImportError:
         return False
     return True

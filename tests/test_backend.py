@@ -5,8 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nanotools.backend import (GaussianBlur, _numba_kernels, fft_libraries, get_backend,
-                               gpu_available)
+from nanotools.backend import (
+    GaussianBlur,
+    _numba_kernels,
+    fft_libraries,
+    get_backend,
+    gpu_available,
+)
 from nanotools.errors import ParameterError
 from nanotools.phasing import phase_retrieval
 from nanotools.simulate import simulate_map
@@ -136,6 +141,7 @@ def test_box_mean_is_a_one_period_convolution(precision, width):
     compiled and the array-expression form, for windows narrower and wider
     than the axis."""
     from scipy.ndimage import correlate1d
+
     from nanotools.phasing import _LateralAmplitude
     a = np.random.default_rng(1).random((3, 23, 5))
     lat = _LateralAmplitude(get_backend("numpy", precision), 1, 1, (0, 0, 0), (23, 1, 5), width)

@@ -122,7 +122,8 @@ CASES = [
     ("complex signal", "complex.h5", lambda p: nexus(p, SIM.intensity.astype(complex)),
      ["reconstruct", "complex.h5", *R], "expected real numbers", True, 2),
     ("signal too small", "tiny.h5",
-     lambda p: nexus(p, np.ones((3, 3)) + np.eye(3), [("qx", np.arange(3.)), ("qz", np.arange(3.))]),
+     lambda p: nexus(p, np.ones((3, 3)) + np.eye(3),
+                     [("qx", np.arange(3.)), ("qz", np.arange(3.))]),
      ["reconstruct", "tiny.h5", *R], "too small", True, 2),
     ("no axes attribute", "noaxes.h5", lambda p: nexus(p, axes_attr=[".", "."]),
      ["reconstruct", "noaxes.h5", *R], "gives no axis for dimension 0", True, 2),
@@ -173,12 +174,14 @@ CASES = [
     ("damaged .npz", "broken.npz", lambda p: p.write_bytes(b"PK\x03\x04 not really a zip"),
      ["reconstruct", "broken.npz", *R], "cannot read the NumPy file", True, 2),
     ("unknown parameter name", "good2.h5", good,
-     ["reconstruct", "good2.h5", "-p", "n_start", "4", *R], "unknown parameter 'n_start'", False, 2),
+     ["reconstruct", "good2.h5", "-p", "n_start", "4", *R], "unknown parameter 'n_start'",
+     False, 2),
     ("parameter of the wrong type", "good3.h5", good,
      ["reconstruct", "good3.h5", "-p", "n_starts", "many", *R],
      "parameter 'n_starts' must be of type int, got 'many'", False, 2),
     ("parameter out of range", "good4.h5", good,
-     ["reconstruct", "good4.h5", "-p", "beta", "2", *R], "parameter 'beta' must be <= 1.0", False, 2),
+     ["reconstruct", "good4.h5", "-p", "beta", "2", *R], "parameter 'beta' must be <= 1.0",
+     False, 2),
     ("parameter not one of its choices", "good5.h5", good,
      ["reconstruct", "good5.h5", "-p", "precision", "quad", *R],
      "parameter 'precision' must be one of single, double", False, 2),
@@ -251,7 +254,8 @@ def test_case(outcomes, index):
         if names_file:
             assert filename in lines[0], err
         # nothing half-written: no result, no temporary file, no checkpoint
-        leftovers = {p.name for p in folder.iterdir()} - {filename, "old-result.h5", "outdir", "blocker"}
+        expected = {filename, "old-result.h5", "outdir", "blocker"}
+        leftovers = {p.name for p in folder.iterdir()} - expected
         assert not leftovers, leftovers
         if (folder / "old-result.h5").exists():
             assert (folder / "old-result.h5").read_bytes() == b"precious"
@@ -267,7 +271,7 @@ def _cell(text: str) -> str:
 def render_table(outcomes) -> str:
     """docs/bad-input.md from what the commands printed."""
     rows = []
-    for (name, filename, _, args, *_), folder, proc in outcomes:
+    for (name, _, _, args, *_), _, proc in outcomes:
         command = "nanotools " + " ".join(shlex.quote(a) for a in args)
         message = " / ".join(line for line in proc.stderr.strip().splitlines())
         rows.append(f"| {_cell(name)} | `{_cell(command)}` | {proc.returncode} | "

@@ -77,7 +77,8 @@ def test_nested_dataclasses_round_trip(tmp_path, assert_identical):
 def test_reciprocal_space_map_round_trip(tmp_path, assert_identical):
     rng = np.random.default_rng(0)
     rsm = ReciprocalSpaceMap(rng.poisson(5.0, size=(6, 5)).astype(float),
-                             np.zeros((6, 5), bool), (np.linspace(-.1, .1, 6), np.linspace(3, 3.2, 5)),
+                             np.zeros((6, 5), bool),
+                             (np.linspace(-.1, .1, 6), np.linspace(3, 3.2, 5)),
                              ("qx", "qz"), "axis name 'qz'", "sim", {"temperature_K": 10.0})
     assert_identical(rsm, load_stage(save_stage(tmp_path / "m.h5", rsm), ReciprocalSpaceMap))
 
@@ -134,7 +135,8 @@ def test_unsupported_value_leaves_no_file(tmp_path):
 _leaf = st.one_of(
     st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True), st.text(max_size=8),
     st.complex_numbers(allow_nan=True), st.binary(max_size=8),
-    hnp.arrays(st.sampled_from([np.float32, np.float64, np.complex64, np.int8, np.bool_, np.uint64]),
+    hnp.arrays(st.sampled_from([np.float32, np.float64, np.complex64, np.int8, np.bool_,
+                                np.uint64]),
                hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=4)),
 )
 _nested = st.recursive(_leaf, lambda c: st.one_of(
@@ -142,7 +144,8 @@ _nested = st.recursive(_leaf, lambda c: st.one_of(
     st.dictionaries(st.one_of(st.text(max_size=5), st.integers()), c, max_size=3)), max_leaves=8)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(value=_nested)
 def test_any_nested_value_round_trips(tmp_path, assert_identical, value):
     assert_identical(value, load_stage(save_stage(tmp_path / "h.h5", value)))

@@ -14,9 +14,10 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from _demo_report import OVERRIDES, SEED, demo_report
 from nanotools import report
 from nanotools.errors import InputError, NanotoolsError, ParameterError
+
+from _demo_report import OVERRIDES, SEED, demo_report
 
 
 @pytest.fixture(scope="session")

@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 
 from nanotools.errors import InputError, ParameterError
-from nanotools.series import (_assemble, _variable_of, run_series, series_variable,
-                              write_series)
+from nanotools.series import _assemble, _variable_of, run_series, series_variable, write_series
 
 
 def _summary(i, variable, period=8.0):

@@ -8,8 +8,14 @@ import pytest
 from nanotools import phasing as phasing_mod
 from nanotools import preprocess, simulate
 from nanotools.params import PARAMETERS
-from nanotools.widgets import (MapPanel, PatternsPanel, PhasingPanel, PreprocessPanel,
-                               StagePanel, control_for)
+from nanotools.widgets import (
+    MapPanel,
+    PatternsPanel,
+    PhasingPanel,
+    PreprocessPanel,
+    StagePanel,
+    control_for,
+)
 
 ALGORITHM = "RAAR**30 ER**10"
 

@@ -194,7 +194,7 @@ def write_result(path: str | os.PathLike, reconstruction: Reconstruction, *,
         string = h5py.string_dtype()
         _ds(proc, "program", "nanotools", dtype=string)
         _ds(proc, "version", rec.version or __version__, dtype=string)
-        _ds(proc, "date", rec.date or _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        _ds(proc, "date", rec.date or _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
             dtype=string)
         _ds(proc, "parameters", json.dumps(params, sort_keys=True, default=str), dtype=string)
         _ds(proc, "seed", np.int64(rec.seed))
