@@ -83,7 +83,8 @@ def phase_in_chunks(prepared: Any, pieces: list[tuple[int, int]], *, seed: int =
     algorithm = phasing_params.get("algorithm", PARAMETERS["algorithm"].default)
     n_iter = sum(n for _, n in parse_algorithm(algorithm)) if progress is not None else 0
 
-    def phase_one(piece: tuple[int, int]) -> Any:
+    def _phase_one(piece: tuple[int, int]) -> Any:
+        """Phase one chunk ``(first, count)`` here."""
         first, count = piece
         offset = sum(c for f, c in pieces if f < first)
         chunk_progress = None
@@ -94,7 +95,7 @@ def phase_in_chunks(prepared: Any, pieces: list[tuple[int, int]], *, seed: int =
                                start=first, progress=chunk_progress)
 
     results = list(done)
-    for part in (map_chunks or map)(phase_one, pieces):
+    for part in (map_chunks or map)(_phase_one, pieces):
         results.append(part)
         if on_chunk is not None:
             on_chunk(part)

@@ -7,8 +7,8 @@ computed anywhere, joins (:func:`nanotools.phasing.concatenate`) into the
 result of one local run with the same seed; the splitting and joining is
 :func:`nanotools.chunks.phase_in_chunks`, here with the chunks on workers.
 
-Example
--------
+Examples
+--------
 >>> from dask.distributed import Client                      # doctest: +SKIP
 >>> with Client("tcp://scheduler:8786") as client:            # doctest: +SKIP
 ...     result = phase_retrieval_distributed(prepared, client, n_starts=512,
@@ -50,12 +50,14 @@ def phase_retrieval_distributed(prepared, client, *, n_starts: int, chunk: int |
         The :class:`~nanotools.preprocess.PreparedMap` (sent to the workers once).
     client
         A ``dask.distributed.Client``.
-    n_starts, seed, start
-        As for :func:`~nanotools.phasing.phase_retrieval`; the result equals
-        a local run with the same values.
+    n_starts
+        As for :func:`~nanotools.phasing.phase_retrieval`.
     chunk
         Starts per task; by default the starts are split evenly, two tasks
         per worker thread (so a slow worker does not hold up the end).
+    seed, start
+        As for :func:`~nanotools.phasing.phase_retrieval`; the result equals
+        a local run with the same values.
     fft_workers
         FFT threads per task. Keep 1 when each worker thread runs a task.
     **phasing_params
@@ -83,7 +85,8 @@ def phase_retrieval_distributed(prepared, client, *, n_starts: int, chunk: int |
     # cannot take this one with it
     remote = client.scatter(prepared, broadcast=True, hash=False)
 
-    def on_workers(_phase_one, pieces):
+    def _on_workers(_phase_one, pieces):
+        """The chunks' results, computed on the workers."""
         # the chunks run on the workers with their own backend (_phase_chunk)
         futures = [client.submit(_phase_chunk, remote, first=first, count=count, seed=seed,
                                  fft_workers=fft_workers, params=dict(phasing_params),
@@ -96,7 +99,7 @@ def phase_retrieval_distributed(prepared, client, *, n_starts: int, chunk: int |
             for f in futures:
                 f.release()
 
-    joined = phase_in_chunks(prepared, pieces, seed=seed, map_chunks=on_workers)
+    joined = phase_in_chunks(prepared, pieces, seed=seed, map_chunks=_on_workers)
     joined.parameters["task_time_s"] = joined.phasing_time_s
     joined.parameters["chunk"] = chunk
     joined.phasing_time_s = time.perf_counter() - t0

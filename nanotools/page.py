@@ -28,8 +28,20 @@ def _raw(kind: str, **meta: Any):
 
 
 def markdown(source: str, *, cls: str = ""):
-    """A Markdown cell (rendered to HTML by nbconvert), optionally in a
-    ``<div class=cls>``."""
+    """A Markdown cell (rendered to HTML by nbconvert).
+
+    Parameters
+    ----------
+    source
+        Markdown text.
+    cls
+        Put the rendered text in a ``<div class=cls>`` when given.
+
+    Returns
+    -------
+    nbformat.NotebookNode
+        The cell.
+    """
     import nbformat
 
     return nbformat.v4.new_markdown_cell(source, metadata={"nanotools": {"cls": cls}}
@@ -37,8 +49,24 @@ def markdown(source: str, *, cls: str = ""):
 
 
 def figure(name: str, png_base64: str, *, caption: str = "", alt: str = ""):
-    """A figure: one PNG (base64 text), its name (``id="fig-NAME"``,
-    ``data-figure``) and a Markdown caption."""
+    """A figure: one PNG with its name and caption.
+
+    Parameters
+    ----------
+    name
+        The figure's name (``id="fig-NAME"``, ``data-figure``).
+    png_base64
+        The PNG, base64-encoded text.
+    caption
+        Markdown caption.
+    alt
+        Alternative text; the name if empty.
+
+    Returns
+    -------
+    nbformat.NotebookNode
+        The cell.
+    """
     import nbformat
 
     output = nbformat.v4.new_output("display_data", data={"image/png": png_base64})
@@ -49,7 +77,20 @@ def figure(name: str, png_base64: str, *, caption: str = "", alt: str = ""):
 
 
 def text(content: str, *, cls: str = "summary"):
-    """A block of printed text (``<pre class=cls>``)."""
+    """A block of printed text.
+
+    Parameters
+    ----------
+    content
+        The text, shown as printed.
+    cls
+        Class of the ``<pre>``.
+
+    Returns
+    -------
+    nbformat.NotebookNode
+        The cell.
+    """
     import nbformat
 
     cell = nbformat.v4.new_code_cell(
@@ -59,18 +100,55 @@ def text(content: str, *, cls: str = "summary"):
 
 
 def note(content: str, *, cls: str):
-    """One short paragraph (``<p class=cls>``)."""
+    """One short paragraph of plain text.
+
+    Parameters
+    ----------
+    content
+        The text.
+    cls
+        Class of the ``<p>``.
+
+    Returns
+    -------
+    nbformat.NotebookNode
+        The cell.
+    """
     return _raw("note", text=content, cls=cls)
 
 
 def bullets(items: Iterable[str], *, cls: str = ""):
-    """A bulleted list of short texts."""
+    """A bulleted list of short texts.
+
+    Parameters
+    ----------
+    items
+        The texts.
+    cls
+        Class of the ``<ul>``.
+
+    Returns
+    -------
+    nbformat.NotebookNode
+        The cell.
+    """
     return _raw("list", items=[str(i) for i in items], cls=cls)
 
 
 def format_value(value: Any) -> str:
-    """A value as a person reads it: text decoded, floats rounded to 6
-    significant digits, lists joined by ``; ``."""
+    """A value as a person reads it.
+
+    Parameters
+    ----------
+    value
+        Text, bytes (decoded), a number (floats rounded to 6 significant
+        digits), a list or array (items joined by ``; ``).
+
+    Returns
+    -------
+    str
+        The text shown.
+    """
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     if hasattr(value, "tolist"):
@@ -83,9 +161,24 @@ def format_value(value: Any) -> str:
 
 
 def table(rows: dict | list, *, cls: str, header: list | None = None):
-    """A table. A dict becomes one row per key (``<th>key</th><td
-    data-name=key>value</td>``); a list of rows with ``header`` becomes a
-    grid, where a cell may be ``{"href": ..., "text": ...}`` (a link)."""
+    """A table of names and values, or a grid.
+
+    Parameters
+    ----------
+    rows
+        A dict: one row per key (``<th>key</th><td data-name=key>value</td>``).
+        A list of rows: a grid under ``header``, where a cell may be
+        ``{"href": ..., "text": ...}`` (a link).
+    cls
+        Class of the ``<table>``.
+    header
+        Column titles of a grid.
+
+    Returns
+    -------
+    nbformat.NotebookNode
+        The cell.
+    """
     if isinstance(rows, dict):
         body = [[str(k), format_value(v)] for k, v in rows.items()]
     else:
@@ -94,8 +187,24 @@ def table(rows: dict | list, *, cls: str, header: list | None = None):
 
 
 def section(section_id: str, cells: list, *, cls: str = "", heading: str = "") -> list:
-    """``cells`` inside ``<section id=section_id class=cls>``, under an
-    optional ``<h2>`` heading."""
+    """Wrap cells in one ``<section>``.
+
+    Parameters
+    ----------
+    section_id
+        The section's ``id``.
+    cells
+        The cells it holds.
+    cls
+        The section's class.
+    heading
+        An ``<h2>`` heading at its top, if given.
+
+    Returns
+    -------
+    list
+        The cells, between the section's opening and closing markers.
+    """
     return [_raw("open", id=section_id, cls=cls, heading=heading), *cells, _raw("close")]
 
 

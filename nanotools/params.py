@@ -127,12 +127,36 @@ PARAMETERS: dict[str, Parameter] = {p.name: p for p in _LIST}
 
 
 def defaults(stage: str | None = None) -> dict[str, Any]:
-    """Default value of every parameter (of one stage, if given)."""
+    """Default value of every parameter.
+
+    Parameters
+    ----------
+    stage
+        Only this stage's parameters, if given.
+
+    Returns
+    -------
+    dict
+        Name -> default.
+    """
     return {p.name: p.default for p in _LIST if stage is None or p.stage == stage}
 
 
 def stage_parameters(params: dict[str, Any], stage: str) -> dict[str, Any]:
-    """The entries of ``params`` that belong to ``stage``."""
+    """The entries of a parameter set that belong to one stage.
+
+    Parameters
+    ----------
+    params
+        Name -> value.
+    stage
+        A stage name (:attr:`Parameter.stage`).
+
+    Returns
+    -------
+    dict
+        The stage's entries.
+    """
     return {k: v for k, v in params.items() if PARAMETERS[k].stage == stage}
 
 
@@ -156,8 +180,25 @@ def arguments_for(consumer: str, params: dict[str, Any]) -> dict[str, Any]:
 
 
 def parse_value(name: str, value: Any) -> Any:
-    """Convert ``value`` (a string from the command line or a literal) to the
-    parameter's type and check its range; raise :class:`ParameterError`."""
+    """Convert a value to the parameter's type and check its range.
+
+    Parameters
+    ----------
+    name
+        The parameter's name.
+    value
+        A string from the command line or a literal.
+
+    Returns
+    -------
+    object
+        The typed value.
+
+    Raises
+    ------
+    ParameterError
+        Unknown name, wrong type, outside the range or the choices.
+    """
     if name not in PARAMETERS:
         known = ", ".join(sorted(PARAMETERS))
         raise ParameterError(f"unknown parameter '{name}' (known: {known})")
@@ -200,7 +241,18 @@ def parse_value(name: str, value: Any) -> Any:
 
 
 def validate(params: dict[str, Any] | None = None) -> dict[str, Any]:
-    """All parameters: the defaults updated with ``params``, each checked."""
+    """All parameters: the defaults updated with ``params``, each checked.
+
+    Parameters
+    ----------
+    params
+        Name -> value to override.
+
+    Returns
+    -------
+    dict
+        Every parameter's typed value.
+    """
     full = defaults()
     for name, value in (params or {}).items():
         full[name] = parse_value(name, value)
@@ -208,10 +260,32 @@ def validate(params: dict[str, Any] | None = None) -> dict[str, Any]:
 
 
 def parse_pairs(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
-    """Parse ``-p NAME VALUE`` pairs from the command line into typed values."""
+    """Parse ``-p NAME VALUE`` pairs from the command line.
+
+    Parameters
+    ----------
+    pairs
+        ``(name, value)`` strings.
+
+    Returns
+    -------
+    dict
+        Name -> typed value.
+    """
     return {name: parse_value(name, value) for name, value in pairs}
 
 
 def to_json(params: dict[str, Any]) -> str:
-    """The parameter set as JSON, for provenance."""
+    """The parameter set as JSON, for provenance.
+
+    Parameters
+    ----------
+    params
+        Name -> value.
+
+    Returns
+    -------
+    str
+        JSON with sorted keys.
+    """
     return json.dumps(params, sort_keys=True)

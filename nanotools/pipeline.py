@@ -40,15 +40,43 @@ _KEY_FILE = "checkpoint.json"
 
 
 def checkpoint_dir(out_path: str | os.PathLike) -> Path:
-    """Where the checkpoint of ``out_path`` lives: ``<out_path>.partial/``."""
+    """Where the checkpoint of a result lives.
+
+    Parameters
+    ----------
+    out_path
+        The result file.
+
+    Returns
+    -------
+    Path
+        ``<out_path>.partial/``.
+    """
     out_path = Path(out_path)
     return out_path.with_name(out_path.name + ".partial")
 
 
 def checkpoint_key(input_sha256: str, params: dict, seed: int) -> str:
-    """The identity of a run: a checkpoint is reused only for the same
-    input bytes, parameters, seed and nanotools version (a new version may
-    phase differently, and mixing starts of two versions would be garbage)."""
+    """The identity of a run, for its checkpoint.
+
+    A checkpoint is reused only for the same input bytes, parameters, seed
+    and nanotools version (a new version may phase differently, and mixing
+    starts of two versions would be garbage).
+
+    Parameters
+    ----------
+    input_sha256
+        SHA-256 of the input file (hex).
+    params
+        The full parameter set.
+    seed
+        The run's seed.
+
+    Returns
+    -------
+    str
+        SHA-256 (hex) of all of them.
+    """
     blob = json.dumps({"input_sha256": input_sha256, "parameters": json.loads(to_json(params)),
                        "seed": int(seed), "version": __version__}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
@@ -158,7 +186,8 @@ def run_phasing(prepared, params: dict, *, seed: int, checkpoint: Path | None = 
         bar = tqdm(total=n_starts, initial=done, unit="start", desc="phasing",
                    dynamic_ncols=True, leave=False)
 
-    def finished(chunk) -> None:
+    def _finished(chunk) -> None:
+        """Checkpoint a finished chunk and count it on the bar."""
         if checkpoint is not None:
             save_stage(checkpoint / f"starts_{int(chunk.start_indices[0]):07d}.h5", chunk)
         if bar is not None:
@@ -169,7 +198,7 @@ def run_phasing(prepared, params: dict, *, seed: int, checkpoint: Path | None = 
     kwargs.pop("n_starts")
     try:
         phased = phase_in_chunks(prepared, pieces, seed=int(seed), done=chunks,
-                                 on_chunk=finished, **kwargs)
+                                 on_chunk=_finished, **kwargs)
     finally:
         if bar is not None:
             bar.close()

@@ -88,8 +88,19 @@ class SeriesResult:
 
 
 def series_variable(metadata: dict) -> tuple[str, str, float] | None:
-    """``(name, unit, value)`` of the first known series variable in a map's
-    metadata (:data:`SERIES_VARIABLES`), or None."""
+    """The series variable of a map.
+
+    Parameters
+    ----------
+    metadata
+        The map's metadata (``ReciprocalSpaceMap.metadata``).
+
+    Returns
+    -------
+    tuple or None
+        ``(name, unit, value)`` of the first known variable
+        (:data:`SERIES_VARIABLES`) with a finite value, or None.
+    """
     for name, unit in SERIES_VARIABLES:
         value = metadata.get(name) if metadata else None
         if value is not None:
@@ -103,9 +114,20 @@ def series_variable(metadata: dict) -> tuple[str, str, float] | None:
 
 
 def summarise_result(result_path: str | os.PathLike) -> dict:
-    """The series quantities of one ``result.h5`` (read by
-    :func:`nanotools.io.read_result`): period, cluster populations, chosen
-    cluster, displacement amplitude, median Fourier error."""
+    """The series quantities of one reconstruction.
+
+    Parameters
+    ----------
+    result_path
+        A ``result.h5`` (read by :func:`nanotools.io.read_result`).
+
+    Returns
+    -------
+    dict
+        ``period_nm``, ``populations`` (by cluster label), ``chosen``,
+        ``displacement_amplitude_A`` (half the peak-to-peak displacement,
+        angstrom), ``fourier_error`` (median over the starts).
+    """
     from .io import read_result
 
     result = read_result(result_path)
@@ -183,7 +205,7 @@ def run_series(input_path: list | None = None, out_dir: str | os.PathLike | None
     Parameters
     ----------
     input_path
-        The map files, in series order (``input_paths`` is an alias).
+        The map files, in series order.
     out_dir
         The output folder (created); one sub-folder per map.
     params
@@ -202,12 +224,15 @@ def run_series(input_path: list | None = None, out_dir: str | os.PathLike | None
     report
         Render each map's papermill report (``report.html``) instead of the
         plain pipeline; by default when the notebook layer is installed.
+    input_paths
+        Another name for ``input_path``.
     timeout_s
         Give up waiting for the cluster's results after this long.
 
     Returns
     -------
     SeriesResult
+        Every map's summary, in the order of the series variable.
     """
     paths = list(input_paths if input_paths is not None else (input_path or []))
     if isinstance(input_path, (str, os.PathLike)):
@@ -299,8 +324,22 @@ def _populations_table(entries) -> np.ndarray:
 
 
 def write_series(result: SeriesResult, *, force: bool = False) -> tuple[Path, Path]:
-    """Write ``series.h5`` (NeXus) and ``series.html`` into ``result.out_dir``,
-    each atomically (temporary name, then rename)."""
+    """Write ``series.h5`` (NeXus) and ``series.html`` into ``result.out_dir``.
+
+    Each file is written atomically (temporary name, then rename).
+
+    Parameters
+    ----------
+    result
+        The series.
+    force
+        Replace an existing ``series.h5``.
+
+    Returns
+    -------
+    tuple of Path
+        ``series.h5`` and ``series.html``.
+    """
     import h5py
 
     from .io.hdf5 import atomic_h5, nx_entry
@@ -311,7 +350,8 @@ def write_series(result: SeriesResult, *, force: bool = False) -> tuple[Path, Pa
     e = result.entries
     var = np.array([x.variable for x in e], float)
 
-    def writer(h5):
+    def _writer(h5):
+        """Fill the new file (called by ``atomic_h5``)."""
         entry = nx_entry(h5, default="series")
         g = entry.create_group("series")
         g.attrs["NX_class"] = "NXdata"
@@ -343,7 +383,7 @@ def write_series(result: SeriesResult, *, force: bool = False) -> tuple[Path, Pa
         proc.create_dataset("wall_time_s", data=float(result.wall_time_s))
         proc.create_dataset("notes", data=json.dumps(result.notes), dtype=s)
 
-    atomic_h5(h5_path, writer, force=True)  # fsynced temporary file, then rename
+    atomic_h5(h5_path, _writer, force=True)  # fsynced temporary file, then rename
     tmp = html_path.with_name(f".{html_path.name}.{os.getpid()}.tmp")
     tmp.write_text(_html(result), encoding="utf-8")
     os.replace(tmp, html_path)
