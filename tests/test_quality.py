@@ -52,8 +52,10 @@ def test_3d_map_is_imaged_in_its_cross_section():
 @pytest.mark.slow
 @pytest.mark.parametrize("texture", ["checkerboard", "laminate", "bent_wave"])
 def test_issue_size_maps_within_bound(tmp_path, texture):
-    """The imaging issue's acceptance check (about a minute per texture):
-    defaults, seed 0, complex error <= 0.20 (measured: 0.024 / 0.043 / 0.014)."""
+    """The imaging issue's map (about a minute per texture): defaults, seed 0.
+    Measured complex error (`make quality`, 2026-11-25): checkerboard 0.022,
+    laminate 0.044, bent_wave 0.015; bounds about 1.5 x that, far inside the
+    issue's acceptance bound of 0.20, so a loss of quality shows."""
     from benchmarks_quality import run_texture
     r = run_texture(texture, seed=0, params={}, folder=tmp_path)
-    assert r["error"] <= 0.20
+    assert r["error"] <= {"checkerboard": 0.035, "laminate": 0.065, "bent_wave": 0.03}[texture]

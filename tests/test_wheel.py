@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from _demo_report import OVERRIDES
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -58,7 +60,10 @@ def test_wheel_in_a_fresh_venv_runs_the_demo(wheel, tmp_path):
                            check=True, capture_output=True, text=True, cwd=work, env=env
                            ).stdout.split()
     assert all(Path(p).is_relative_to(venv) for p in where), where
-    run = subprocess.run([str(venv / "bin" / "nanotools"), "run", "--out", "demo"],
+    # the CI-sized overrides of the demo report: what is tested is the
+    # installation (notebooks, widgets, template, example map), not the science
+    overrides = [a for name, value in OVERRIDES.items() for a in ("-p", name, value)]
+    run = subprocess.run([str(venv / "bin" / "nanotools"), "run", "--out", "demo", *overrides],
                          capture_output=True, text=True, cwd=work, env=env, timeout=600)
     assert run.returncode == 0, run.stderr[-2000:]
     assert (work / "demo" / "report.html").is_file()
