@@ -1,17 +1,15 @@
 """End to end: a simulated texture recovered from its file within a stated error."""
-import numpy as np
 import pytest
 
 from nanotools.analysis import compare_supercells
 from nanotools.io import read_result, write_map
-from nanotools.phasing import phase_retrieval
 from nanotools.patterns import find_supercells
+from nanotools.phasing import phase_retrieval
 from nanotools.pipeline import reconstruct_file
 from nanotools.preprocess import prepare
 from nanotools.simulate import simulate_map
 
 from _small import FAST_ALGORITHM, small_simulation
-
 
 # Measured (seed 0 is what the test runs; seeds 0-3 give the spread a change
 # of random draws brings): laminate 0.030 (0.023-0.045), bent_wave 0.102
