@@ -193,7 +193,10 @@ def _open_and_run_all(browser, url, token):
 def _drive_the_panel(page, panel):
     panel.scroll_into_view_if_needed()
     # the controls of the phasing stage, the run button and the live plot
-    for label in ("n_starts", "algorithm", "beta", "seed"):
+    from nanotools.params import PARAMETERS
+
+    labels = [PARAMETERS[n].label for n in ("n_starts", "algorithm", "beta")] + ["seed"]
+    for label in labels:  # the readable labels, not the raw names
         assert panel.locator(".widget-label", has_text=label).count() >= 1, label
     assert panel.locator(".jupyter-matplotlib, .widget-image").count() >= 1
     status = panel.locator(".widget-html").last
@@ -205,7 +208,7 @@ def _drive_the_panel(page, panel):
         timeout=60_000)
     before = status.inner_text()
     starts = panel.locator(".widget-text", has=page.locator(".widget-label",
-                                                            has_text="n_starts")).locator("input")
+                                                            has_text=labels[0])).locator("input")
     starts.fill("2")
     starts.press("Enter")
     panel.locator("button", has_text="Run").click()

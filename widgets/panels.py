@@ -143,29 +143,25 @@ class PhasingPanel(StagePanel):
         super().__init__(**kwargs)
 
     def compute(self, values: dict[str, Any], progress: Callable[[float], None]) -> Any:
-        from ..phasing import concatenate, parse_algorithm, phase_retrieval
+        from ..chunks import phase_in_chunks, start_chunks
+        from ..phasing import parse_algorithm
 
-        n_starts = values["n_starts"]
+        n_starts = values.pop("n_starts")
         n_iter = sum(n for _, n in parse_algorithm(values["algorithm"]))
         live = np.full((n_starts, n_iter), np.nan)
-        size = int(np.ceil(n_starts / self.chunks))
-        parts = []
-        for first in range(0, n_starts, size):
-            count = min(size, n_starts - first)
 
-            def chunk_progress(done: int, total: int, _first: int = first) -> None:
-                progress((_first * n_iter + done) / (n_starts * n_iter))
-
-            part = phase_retrieval(self.prepared, **{**values, "n_starts": count},
-                                   start=first, progress=chunk_progress)
-            parts.append(part)
-            live[first:first + count] = part.history
+        def redraw(part: Any) -> None:
+            first = int(part.start_indices[0])
+            live[first:first + part.n_starts] = part.history
             plotting.plot_convergence(live, algorithm=values["algorithm"],
                                       fig=self.plot.figure,
-                                      title=f"{first + count} of {n_starts} starts done")
+                                      title=f"{first + part.n_starts} of {n_starts} starts done")
             self.plot.draw()
             self.n_live_draws += 1
-        return parts[0] if len(parts) == 1 else concatenate(parts)
+
+        pieces = start_chunks(n_starts, int(np.ceil(n_starts / self.chunks)))
+        return phase_in_chunks(self.prepared, pieces, on_chunk=redraw,
+                               progress=lambda done, total: progress(done / total), **values)
 
     def draw(self, result: Any, fig: Figure) -> None:
         plotting.plot_convergence(result.history, fourier_error=result.fourier_error,
