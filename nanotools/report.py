@@ -118,6 +118,11 @@ def notebook_dir() -> Path:
     The repository's ``notebooks/`` folder is installed as the package data
     of ``nanotools.notebooks`` (a ``package-dir`` mapping in
     ``pyproject.toml``), so an editable install and a wheel find it alike.
+
+    Returns
+    -------
+    Path
+        The folder.
     """
     shipped = Path(str(resources.files("nanotools.notebooks")))
     if shipped.is_dir() and any(shipped.glob("[0-9][0-9]_*.ipynb")):
@@ -126,7 +131,18 @@ def notebook_dir() -> Path:
 
 
 def stage_notebooks(folder: str | os.PathLike | None = None) -> list[Path]:
-    """The numbered stage notebooks (``NN_name.ipynb``) of ``folder``, in order."""
+    """The numbered stage notebooks (``NN_name.ipynb``) of a folder, in order.
+
+    Parameters
+    ----------
+    folder
+        Where to look; the shipped notebooks (:func:`notebook_dir`) if None.
+
+    Returns
+    -------
+    list of Path
+        The notebooks, in stage order.
+    """
     folder = notebook_dir() if folder is None else Path(folder)
     books = sorted(folder.glob("[0-9][0-9]_*.ipynb"))
     if not books:
@@ -135,7 +151,13 @@ def stage_notebooks(folder: str | os.PathLike | None = None) -> list[Path]:
 
 
 def example_path() -> Path:
-    """The small simulated map shipped with the package (NeXus/HDF5)."""
+    """The small simulated map shipped with the package.
+
+    Returns
+    -------
+    Path
+        ``nanotools/data/example.h5`` (NeXus/HDF5).
+    """
     path = Path(str(resources.files("nanotools"))) / "data" / "example.h5"
     if not path.is_file():
         raise InputError("the bundled example map is missing from the installation", path)
@@ -143,7 +165,18 @@ def example_path() -> Path:
 
 
 def declared_parameters(notebook: str | os.PathLike) -> dict[str, Any]:
-    """Names and default values of the ``parameters`` cell of a notebook."""
+    """Read the ``parameters`` cell of a notebook.
+
+    Parameters
+    ----------
+    notebook
+        The notebook file.
+
+    Returns
+    -------
+    dict
+        Name -> default value (a literal; the source text where it is none).
+    """
     import papermill
 
     found = papermill.inspect_notebook(str(notebook))
@@ -174,6 +207,11 @@ def record_parameters(work_dir: str | os.PathLike, stage: str, values: dict[str,
         Name of the stage (``"map"``, ``"preprocess"``, ``"phasing"``...).
     values
         Parameter name -> value (plain JSON-able values).
+
+    Returns
+    -------
+    Path
+        The record written.
     """
     folder = Path(work_dir)
     folder.mkdir(parents=True, exist_ok=True)
@@ -191,10 +229,20 @@ def _records(work_dir: str | os.PathLike) -> list[dict]:
 
 
 def load_parameters(work_dir: str | os.PathLike) -> dict[str, Any]:
-    """The registry parameters recorded by the stage notebooks in
-    ``work_dir`` (:func:`record_parameters`), merged in the order the stages
-    started. Names outside :data:`nanotools.params.PARAMETERS` (paths,
-    notebook-only settings) are left out."""
+    """The registry parameters recorded by the stage notebooks of a run.
+
+    Parameters
+    ----------
+    work_dir
+        The folder of the stage files (:func:`record_parameters`).
+
+    Returns
+    -------
+    dict
+        The records merged in the order the stages started; names outside
+        :data:`nanotools.params.PARAMETERS` (paths, notebook-only settings)
+        are left out.
+    """
     merged: dict[str, Any] = {}
     for record in _records(work_dir):
         merged.update({k: v for k, v in record["parameters"].items() if k in PARAMETERS})
@@ -202,8 +250,18 @@ def load_parameters(work_dir: str | os.PathLike) -> dict[str, Any]:
 
 
 def started_at(work_dir: str | os.PathLike) -> float:
-    """When the first stage recorded in ``work_dir`` started (seconds since
-    the epoch; now if none did): the start of the run's wall time."""
+    """When the first stage of a run started: the start of its wall time.
+
+    Parameters
+    ----------
+    work_dir
+        The folder of the stage files.
+
+    Returns
+    -------
+    float
+        Seconds since the epoch; now if no stage recorded a start.
+    """
     records = _records(work_dir)
     return float(records[0]["started"]) if records else time.time()
 
@@ -361,6 +419,7 @@ def run_report(*, input_path: str | os.PathLike | None = None, out_dir: str | os
     Returns
     -------
     Report
+        The folder, its files, the parameters and the stage times.
 
     Raises
     ------
@@ -493,6 +552,19 @@ def build_html(notebooks: list, *, result_path: str | os.PathLike,
     ``summary``. Then the parameters and the provenance read from
     ``/entry/process`` of ``result_path``. The page is rendered by
     :func:`nanotools.page.render` (nbconvert's HTML exporter).
+
+    Parameters
+    ----------
+    notebooks
+        The executed stage notebooks, in order.
+    result_path
+        The run's ``result.h5``.
+    stage_times_s
+        Notebook file name -> its run time (s).
+    input_path
+        The input map, as the page names it.
+    title
+        Page title.
 
     Returns
     -------

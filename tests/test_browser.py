@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from _demo_report import OVERRIDES, demo_report
 from nanotools import report
+
+from _demo_report import OVERRIDES, demo_report
 
 pytestmark = pytest.mark.browser
 
@@ -111,7 +112,8 @@ def lab(tmp_path_factory):
     log = open(root / "lab.log", "w")
     server = subprocess.Popen(
         [sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--port={port}",
-         "--ip=127.0.0.1", "--allow-root", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
+         "--ip=127.0.0.1", "--allow-root", f"--IdentityProvider.token={token}",
+         f"--ServerApp.root_dir={root}",
          "--LabApp.news_url=", "--LabApp.check_for_updates_class="
          "jupyterlab.NeverCheckForUpdate"], stdout=log, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"

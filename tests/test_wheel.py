@@ -37,6 +37,7 @@ def test_wheel_holds_the_three_layers(wheel):
     assert not any(n.startswith("widgets/") for n in names)  # never a bare top-level package
 
 
+@pytest.mark.slow  # 62-77 s on the shared 2-core machine (five kernel starts); make test-all
 def test_wheel_in_a_fresh_venv_runs_the_demo(wheel, tmp_path):
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
