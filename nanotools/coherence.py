@@ -162,14 +162,13 @@ class PartialCoherence:
         total = xp.sum(self._flat, axis=1, dtype=np.float64).reshape(spatial)
         coherent = conv.spectrum().copy()
         model = conv.inverse(coherent * otf)
-        # the same lower bound as the projection's (round-off at dark pixels)
-        self.be.model_intensity(F, plan, self._flat)
-        low = conv.input
-        low *= psf[(slice(None),) + (0,) * len(self._axes)].reshape(spatial)
-        xp.maximum(model, low, out=low)
-        xp.maximum(low, 1e-30, out=low)
-        xp.divide(intensity, low, out=low)
-        low[:, ~measured] = 1.0
+        # pixels whose model is within the transform's round-off of zero
+        # (relative to the brightest) do not vote: their ratio is noise
+        floor = 10 * np.finfo(self.be.real_dtype).eps * xp.max(model.reshape(n, -1), axis=1)
+        floor = floor.reshape(spatial)
+        ratio = conv.input
+        xp.divide(intensity, xp.maximum(model, floor), out=ratio)
+        ratio[(model <= floor) | ~measured] = 1.0
         spec = conv.spectrum()
         spec *= xp.conj(coherent)
         spec *= conv.scale
