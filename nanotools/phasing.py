@@ -218,8 +218,8 @@ def phase_retrieval(prepared, *, n_starts: int = _D["n_starts"], seed: int = 0, 
         Partial coherence (:mod:`nanotools.coherence`): the model intensity
         is the coherent one convolved with a point-spread function that
         starts as a Gaussian of this full width at half maximum (pixels of
-        the map, every axis) and is refined by Richardson-Lucy steps. 0
-        turns the model off.
+        the map, in-plane axes; at most 0.5 pixel along z) and is refined by
+        Richardson-Lucy steps. 0 turns the model off.
     psf_start
         Fraction of the iterations run before the PSF model switches on
         (the first iterations find the texture, the PSF then explains the
@@ -266,7 +266,11 @@ def phase_retrieval(prepared, *, n_starts: int = _D["n_starts"], seed: int = 0, 
     psf0 = None
     if psf_fwhm_px > 0:
         window = _psf_window(shape, prepared, period_px)
-        psf0 = gaussian_psf(shape, (psf_fwhm_px,) * len(shape), window)
+        # narrow along z: an ensemble broadens the satellites (in-plane), and
+        # a blur along z would wash out the thickness fringes until the
+        # Richardson-Lucy steps took it back
+        psf0 = gaussian_psf(shape, (psf_fwhm_px,) * (len(shape) - 1) + (min(psf_fwhm_px, 0.5),),
+                            window)
         # a floor over the window: Richardson-Lucy steps multiply, so a zero never grows
         psf0 = np.where(window, np.maximum(psf0, 1e-4 * psf0.max()), 0.0)
         psf0 /= psf0.sum()
