@@ -39,9 +39,9 @@ def prepared_from_truth(member) -> PreparedMap:
     rsm = member.rsm
     mask = np.array(rsm.mask, bool)
     peak = tuple(float(v) for v in p["bragg_peak_px"])
-    if p["substrate"] is not None:  # the specular rod, left free
+    if p["substrate"] is not None:  # the specular rod (and its tails along x), left free
         x0 = int(round(peak[0]))
-        mask[x0 - 1:x0 + 2, :] = True
+        mask[x0 - 3:x0 + 4, :] = True
     background = p["background"]["level"] if p["background"]["kind"] == "flat" else 0.0
     clipped = subtract_background(np.asarray(rsm.intensity, float), background, mask)
     window = centre_and_crop(clipped, mask, peak)

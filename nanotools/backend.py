@@ -589,7 +589,10 @@ class GaussianBlur(RealConvolution):
         g = np.zeros([1] * len(self.shape))
         for ax, f, s in zip(self.axes, self.frequencies(), sigma_px):
             g = g + ((s * f) ** 2).reshape([-1 if a == ax else 1 for a in range(len(self.shape))])
-        self.transfer = be.asarray(np.exp(-2 * np.pi ** 2 * g) * self.scale, be.real_dtype)
+        g = np.exp(-2 * np.pi ** 2 * g)
+        if self._fftw:  # FFTW is unnormalised (a division, as before: the same bits)
+            g = g / np.prod([self.shape[a] for a in self.axes])
+        self.transfer = be.asarray(g, be.real_dtype)
 
     def __call__(self, a=None):
         """The blurred ``a`` (or of :attr:`input`, filled by the caller to save a copy).
