@@ -310,16 +310,18 @@ def phase_retrieval(prepared, *, n_starts: int = _D["n_starts"], seed: int = 0, 
 
 
 def _psf_window(shape, prepared, period_px) -> np.ndarray:
-    """Where the PSF may be non-zero: half the satellite spacing along the
-    in-plane axes (whole axis when the period is unknown), half the
-    thickness-fringe spacing along z, at least one pixel either side."""
+    """Where the PSF may be non-zero: half the satellite spacing (``1 /
+    period`` in q) along the in-plane axes (the whole axis when the period is
+    unknown), half the thickness-fringe spacing along z, at least one pixel
+    either side."""
     half = []
+    period_nm = period_px * prepared.pixel_nm[0]
     for axis, n in enumerate(shape):
         if axis == len(shape) - 1:
             fringe_px = n * prepared.pixel_nm[-1] / prepared.thickness_nm
             half.append(max(1.0, np.floor(fringe_px / 2)))
-        elif period_px > 0 and axis == 0:
-            half.append(max(1.0, np.floor(n / period_px / 2)))
+        elif period_nm > 0:
+            half.append(max(1.0, np.floor(n * prepared.pixel_nm[axis] / period_nm / 2)))
         else:
             half.append(n / 2)
     return psf_window(shape, tuple(half))
