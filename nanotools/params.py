@@ -102,6 +102,14 @@ _LIST = [
        "pull the amplitude towards its average over one period (0 = off, 1 = hard); "
        "annealed to 0 over the first 70 % of the iterations",
        "", 0.0, 1.0, label="amplitude constraint"),
+    _P("psf_fwhm_px", 0.0, float, "phasing",
+       "partial coherence: model intensity = coherent intensity convolved with a point-spread "
+       "function, starting as a Gaussian of this FWHM and refined (Richardson-Lucy); 0 = off",
+       "pixels", 0.0, 16.0, label="PSF start width"),
+    _P("psf_start", 0.5, float, "phasing",
+       "fraction of the iterations before the point-spread function switches on", "", 0.0, 1.0, label="PSF switch-on"),
+    _P("psf_update_every", 20, int, "phasing",
+       "iterations between updates of the point-spread function; 0 = fixed", "iterations", 0, label="PSF update every"),
     _P("precision", "single", str, "phasing", "floating-point precision",
        choices=("single", "double"), label="precision"),
     _P("backend", "numpy", str, "phasing", "array library", choices=("numpy", "cupy"),
