@@ -147,11 +147,47 @@ def _image_one(input_path: str, map_dir: str, params: dict, seed: int, force: bo
         map_dir.mkdir(parents=True, exist_ok=True)
         reconstruct_file(input_path, result, params, seed=seed, force=force, progress=False)
     summary = summarise_result(result)
-    var = series_variable(read_map(input_path).metadata)
+    window = {k: params[k] for k in ("window_rlu", "reduce") if k in params}
+    var = series_variable(read_map(input_path, hkl=params.get("hkl") or None, **window).metadata)
     summary.update(input_path=str(input_path), result_path=str(result),
                    variable=None if var is None else list(var),
                    wall_time_s=time.perf_counter() - t0)
     return summary
+
+
+def _expand_series_file(path: Path, out_dir: Path, params: dict):
+    """A file holding a series (a 4-D NXdata of virtual datasets, as
+    nxrefine consolidates scans; a silx image stack): cut each map's window
+    (``--hkl``; only the window is read) into ``out_dir/windows/`` and
+    return those files and the parameters for them (the window already
+    cut); None for a file holding one map."""
+    import h5py
+
+    from .io import write_map
+    from .io.nxrefine import describe_volume
+
+    try:
+        if not h5py.is_hdf5(path):
+            return None
+    except OSError:
+        return None
+    volume = describe_volume(path)
+    if volume.scan_axis is None:
+        return None
+    window = {k: params[k] for k in ("window_rlu", "reduce") if k in params}
+    hkl = params.get("hkl") or None
+    folder = out_dir / "windows"
+    folder.mkdir(parents=True, exist_ok=True)
+    axis = volume.scan_axis
+    files = []
+    for scan in range(volume.n_scans):
+        from .io import read_map
+        rsm = read_map(path, hkl=hkl, scan=scan, **window)
+        value = float(np.ravel(axis.values)[scan])
+        name = f"{path.stem}_{axis.name}{value:g}{axis.units or ''}".replace("/", "_")
+        files.append(write_map(folder / f"{name}.h5", rsm))
+    rest = {k: v for k, v in params.items() if k not in ("hkl", "window_rlu", "reduce")}
+    return files, rest
 
 
 def _report_available() -> bool:
@@ -223,6 +259,9 @@ def run_series(input_path: list | None = None, out_dir: str | os.PathLike | None
     if report is None:
         report = _report_available()
     out_dir.mkdir(parents=True, exist_ok=True)
+    expanded = _expand_series_file(paths[0], out_dir, params) if len(paths) == 1 else None
+    if expanded is not None:  # one file holding the whole series
+        paths, params = expanded
     names = _map_dir_names(paths)
     try:
         from dask.distributed import Client, LocalCluster

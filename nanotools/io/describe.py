@@ -32,6 +32,11 @@ def bragg_peak(rsm: ReciprocalSpaceMap) -> dict:
     data = np.where(rsm.mask, 0.0, rsm.intensity)
     smooth = ndimage.median_filter(data, size=3, mode="nearest")
     index = np.unravel_index(int(np.argmax(smooth)), smooth.shape)
+    # the median only locates it (a hot pixel cannot win); the raw maximum
+    # next to it is the peak
+    near = tuple(slice(max(i - 1, 0), i + 2) for i in index)
+    local = np.unravel_index(int(np.argmax(data[near])), data[near].shape)
+    index = tuple(s.start + j for s, j in zip(near, local))
     return dict(axes=list(rsm.axis_names), index=[int(i) for i in index],
                 q_inv_angstrom=[float(q[i]) for q, i in zip(rsm.q, index)],
                 q_length_inv_angstrom=float(np.sqrt(sum(float(q[i]) ** 2

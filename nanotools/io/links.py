@@ -18,6 +18,7 @@ source exists.
 from __future__ import annotations
 
 import contextlib
+import os
 import posixpath
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,8 +127,8 @@ def resolve_dataset(file: str | Path, path: str, *, wrapper: str | Path | None =
                     raise InputError(
                         f"{where} in {current.name} is an external link to "
                         f"{link.filename}:{link.path}, and that file is missing (looked for "
-                        f"{target}); copy it along with the wrapper, in the same folder "
-                        "relative to it", wrapper)
+                        f"{os.path.relpath(target)}); copy it along with the wrapper, in the "
+                        "same folder relative to it", wrapper)
                 current, where = target.resolve(), link.path
                 continue
             if isinstance(link, h5py.SoftLink):

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .canonical import RawAxis, RawMap
+from .canonical import RawAxis, RawMap, axis_kind
 from .hdf5 import decode_attr as _decode
 from .hdf5 import read_value
 from .links import open_dataset, resolve_dataset
 
 __all__ = ["read_nexus", "find_nxdata", "find_unit_cell", "find_temperature",
            "nxdata_axis_names", "units_from_long_name", "find_signal", "find_weights",
-           "read_axis", "open_hdf5", "MAX_WHOLE_VOXELS"]
+           "read_axis", "open_hdf5", "find_wavelength", "MAX_WHOLE_VOXELS"]
 
 #: A signal with more voxels than this (1 GB as float64) is never read
 #: whole: a beamline volume is cut to one reflection's window (``--hkl``).
@@ -328,6 +328,8 @@ def _read_group(h5, group, signal, where: str, path: Path) -> RawMap:
                     weights = np.asarray(wds[...], dtype=np.float64)
                 except (OSError, RuntimeError, TypeError, ValueError):
                     weights = None
+    if any(axis_kind(ax.units) == "degrees" for ax in axes):
+        return _angle_map(h5, group, axes, intensity, mask, where, path)
     raw = RawMap(intensity=intensity, mask=mask, axes=axes, where=where)
     if weights is not None:
         raw.metadata["weights"] = wname
@@ -351,4 +353,79 @@ def _read_group(h5, group, signal, where: str, path: Path) -> RawMap:
             raw.stored["metadata"] = read_value(group["nt_metadata"])
         except (KeyError, ValueError, TypeError, ImportError, AttributeError, OSError):
             pass
+    return raw
+
+
+def find_wavelength(h5, group) -> float | None:
+    """The X-ray wavelength (angstrom) a NeXus file states: a ``wavelength``
+    attribute of the NXdata group or its entry, else a dataset
+    ``incident_wavelength`` (NXbeam) or ``wavelength`` (NXmonochromator,
+    NXsource ...) anywhere in the file; ``units`` nm are converted."""
+    import h5py
+
+    for holder in (group, group.parent):
+        if "wavelength" in holder.attrs:
+            try:
+                return float(np.ravel(_decode(holder.attrs["wavelength"]))[0])
+            except (TypeError, ValueError, IndexError):
+                pass
+    found = []
+
+    def visit(name, obj):
+        if isinstance(obj, h5py.Dataset) and not found and \
+                name.rsplit("/", 1)[-1] in ("incident_wavelength", "wavelength"):
+            try:
+                value = float(np.ravel(obj[...])[0])
+            except (OSError, TypeError, ValueError, IndexError):
+                return
+            units = str(_decode(obj.attrs.get("units", "angstrom"))).strip().lower()
+            value = value * 10.0 if units in ("nm", "nanometer", "nanometre") else value
+            if np.isfinite(value) and value > 0:
+                found.append(value)
+
+    try:
+        h5.visititems(visit)
+    except (OSError, RuntimeError, KeyError):
+        return None
+    return found[0] if found else None
+
+
+def _angle_map(h5, group, axes, intensity, mask, where, path) -> RawMap:
+    """A 2-D map whose axes are omega and two-theta (degrees), converted to
+    q and gridded like a lab file (:func:`nanotools.io.lab.angles_to_q_map`)
+    at the wavelength the file states."""
+    from ..errors import InputError
+    from .lab import angles_to_q_map
+
+    names = [ax.name for ax in axes]
+    if len(axes) != 2:
+        raise InputError(f"axes {', '.join(names)} include angles (degrees): only a 2-D "
+                         "(omega, two-theta) map can be converted to q", path)
+    norm = ["".join(ch for ch in n.lower() if ch.isalnum()) for n in names]
+    is_tt = [any(t in n for t in ("2theta", "twotheta", "tth", "2th", "delta")) for n in norm]
+    if sum(is_tt) != 1:
+        raise InputError(f"angle axes {', '.join(names)}: cannot tell which is two-theta "
+                         "(name it 2theta, two_theta or tth) and which omega", path)
+    wavelength = find_wavelength(h5, group)
+    if wavelength is None:
+        raise InputError(f"axes {', '.join(names)} are angles (degrees); converting them to q "
+                         "needs the X-ray wavelength, which the file does not state (NXbeam "
+                         "incident_wavelength or NXmonochromator wavelength)", path)
+    tt_axis = is_tt.index(True)
+    grids = np.meshgrid(axes[0].values, axes[1].values, indexing="ij")
+    tt, om = grids[tt_axis], grids[1 - tt_axis]
+    values = np.asarray(intensity, float)
+    if mask is not None:
+        values = np.where(np.asarray(mask, bool), np.nan, values)
+    ok = np.isfinite(values)
+    shape = (values.shape[1 - tt_axis], values.shape[tt_axis])  # (across, along the scans)
+    q_par, q_z, grid = angles_to_q_map(om[ok], tt[ok], values[ok], wavelength_A=wavelength,
+                                       shape=shape)
+    raw = RawMap(intensity=grid, mask=None,
+                 axes=[RawAxis("qx", q_par, "1/angstrom", "q parallel"),
+                       RawAxis("qz", q_z, "1/angstrom", "q_z")], where=where)
+    raw.metadata.update(wavelength_A=wavelength, conversion=(
+        f"angles {names[1 - tt_axis]} (omega), {names[tt_axis]} (two-theta) to q: "
+        f"xrayutilities HXRD.Ang2Q (coplanar, wavelength {wavelength:g} angstrom), Gridder2D "
+        f"{shape[0]} x {shape[1]} bins"))
     return raw

@@ -372,7 +372,7 @@ def consolidate_scans(wrappers: list, out: str | os.PathLike, *,
     -------
     Path
     """
-    from nexusformat.nexus import NXentry, NXroot, nxconsolidate, nxload
+    from nexusformat.nexus import NXentry, NXroot, NXsample, nxconsolidate, nxload
 
     out = Path(out)
     here = os.getcwd()
@@ -382,6 +382,10 @@ def consolidate_scans(wrappers: list, out: str | os.PathLike, *,
                  for w in wrappers]
         scan_data = nxconsolidate(roots, data_path, scan_path=scan_path)
         root = NXroot(NXentry(name="entry"))
+        if "entry/sample" in roots[0]:  # the parent keeps the sample (lattice)
+            sample = roots[0]["entry/sample"]
+            root["entry/sample"] = NXsample(**{k: sample[k].nxvalue for k in sample
+                                               if k != "temperature"})
         root["entry"][scan_data.nxname] = scan_data
         root["entry"][scan_data.nxname].set_default(over=True)
         root.save(out.name, mode="w")
