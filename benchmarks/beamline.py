@@ -43,7 +43,7 @@ def _to_rlu(q: np.ndarray, a: float) -> np.ndarray:
 
 
 def hkl_volume(sim2d, *, decoy=None, n_k: int = 16, sigma_k: float = 1.5,
-               l_range=(0.8, 2.2), seed: int = 0):
+               l_range=(0.7, 2.3), seed: int = 0):
     """Place a simulated 2-D (x, z) map on an H, K, L grid as the (0 0 2)
     reflection, extended along K with a Gaussian rod profile (``sigma_k``
     steps, summing to 1 so that a sum over K gives the 2-D map back), with

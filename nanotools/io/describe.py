@@ -125,7 +125,7 @@ def describe_file(path: str | os.PathLike, *, data_path: str | None = None, axes
             import h5py
             if h5py.is_hdf5(path):
                 volume = describe_volume(path, data_path)
-    except (OSError, ValueError):
+    except OSError:  # not readable as HDF5: read_map below says why
         volume = None
     if volume is not None:
         cell = volume.unit_cell if unit_cell in (None, "") else unit_cell

@@ -225,8 +225,9 @@ def read_block(volume: Volume, index: tuple, *, scan: int | None = None) -> tupl
     index = tuple(index)
     if volume.scan_axis is not None:
         if scan is None:
-            raise ParameterError(f"{volume.path} holds a series of {volume.n_scans} maps; "
-                                 "say which (scan index)")
+            raise ParameterError(f"{volume.path} holds a series of {volume.n_scans} maps along "
+                                 f"'{volume.scan_axis.name}': image one with --scan N (0 to "
+                                 f"{volume.n_scans - 1}), or all with 'nanotools series FILE'")
         if not 0 <= int(scan) < volume.n_scans:
             raise ParameterError(f"scan {scan} does not exist: {volume.path} holds "
                                  f"{volume.n_scans} maps")

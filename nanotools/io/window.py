@@ -143,14 +143,30 @@ def _index_range(values: np.ndarray, lo: float, hi: float) -> tuple:
     return int(inside.min()), int(inside.max()) + 1
 
 
-def _fast_slice(peak: int, half: int, n: int) -> slice:
-    """``peak +- half`` grown to a length the FFT is fast at (2, 3, 5-smooth:
-    phasing runs thousands of FFTs of the window), centred on the peak,
-    shifted (then clipped) to stay inside ``0..n``."""
-    from scipy.fft import next_fast_len
+def _smooth(n: int) -> bool:
+    for p in (2, 3, 5):
+        while n % p == 0:
+            n //= p
+    return n == 1
 
-    length = min(next_fast_len(2 * half + 1), n)
-    start = min(max(peak - length // 2, 0), n - length)
+
+def _fast_slice(peak: int, half: int, n: int) -> slice:
+    """``peak +- half`` as a window centred on the peak whose length the FFT
+    is fast at (2, 3, 5-smooth: phasing runs thousands of FFTs of it, and
+    preprocessing crops the map symmetrically about the peak, so an
+    off-centre window would be cut to an arbitrary length); shrunk, still
+    centred, where the volume ends first."""
+    want = 2 * half + 1
+    room = 2 * min(peak, n - 1 - peak) + 1
+    length = want if want <= room else room
+    if length == want:
+        while not _smooth(length):
+            length += 1
+        if length > room:
+            length = room
+    while length > 1 and not _smooth(length):
+        length -= 1
+    start = peak - length // 2
     return slice(start, start + length)
 
 
@@ -253,7 +269,8 @@ def plan_window(volume: Volume, hkl, *, scan: int | None = None, window_rlu: flo
                     f"+ max(5 x noise, 1e-4 x peak)) reaches "
                     + ", ".join(f"+-{r * s:.3g}" for r, s in zip(reach, steps))
                     + " r.l.u. along " + ", ".join(a.name for a in volume.axes)
-                    + f"; window {MARGIN:g} x that + 2 steps, grown to an FFT-friendly length")
+                    + f"; window {MARGIN:g} x that + 2 steps, centred, of an FFT-friendly "
+                    "length")
     slices = tuple(_fast_slice(p, h, n) for p, h, n in zip(peak_index, halves, volume.map_shape))
     half_rlu = tuple(h * s for h, s in zip(halves, steps))
     peak_hkl = tuple(float(v[p]) for (_, v), p in zip(rlu, peak_index))
@@ -296,6 +313,10 @@ def plan_window(volume: Volume, hkl, *, scan: int | None = None, window_rlu: flo
             notes.append("reduce=none (asked for): the window is phased in 3-D")
         if chosen in ("slice", "sum"):
             reduce_axis = narrow
+            # summed (or sliced) away: neither centred nor FFT-sized, all of the rod
+            p, h, n = peak_index[narrow], halves[narrow], volume.map_shape[narrow]
+            slices = tuple(slice(max(0, p - h), min(n, p + h + 1)) if i == narrow else s
+                           for i, s in enumerate(slices))
     elif reduce in ("slice", "sum"):
         notes.append(f"reduce={reduce} ignored: the map is already 2-D")
         chosen = "none"
