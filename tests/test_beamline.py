@@ -16,7 +16,10 @@ import pytest
 
 from nanotools.errors import InputError
 from nanotools.io import read_map, write_map
-from nanotools.io.nxrefine import consolidate_scans, describe_volume, write_nxrefine_scan
+from nanotools.io.nxrefine import (
+    describe_volume,
+    write_nxrefine_scan,
+)
 from nanotools.io.window import plan_window, read_window
 from nanotools.simulate import simulate_map
 
@@ -312,8 +315,9 @@ def test_angle_axes_in_nexus_converted_with_the_stated_wavelength(tmp_path):
 
 
 def test_plain_map_file_still_reads_with_hkl_refused_for_lab(tmp_path):
-    from nanotools.errors import ParameterError
     from _lab_files import write_xrdml
+
+    from nanotools.errors import ParameterError
 
     with pytest.raises(ParameterError, match="lab map in angles"):
         read_map(write_xrdml(tmp_path / "a.xrdml"), hkl="0 0 2")

@@ -272,9 +272,7 @@ def read_nexus(path: Path, data_path: str | None) -> RawMap:
     NeXus/HDF5 file ``path``: signal, axes with units, mask, weights, and the
     sample's unit cell and temperature; raises ``InputError`` naming what is
     missing or damaged."""
-    import h5py
 
-    from ..errors import InputError
 
     with open_hdf5(path) as h5:
         node = find_nxdata(h5, data_path, path)
