@@ -150,14 +150,16 @@ def _smooth(n: int) -> bool:
     return n == 1
 
 
-def _fast_slice(peak: int, half: int, n: int) -> slice:
+def _fast_slice(peak: int, half: int, n: int, cap: int | None = None) -> slice:
     """``peak +- half`` as a window centred on the peak whose length the FFT
     is fast at (2, 3, 5-smooth: phasing runs thousands of FFTs of it, and
     preprocessing crops the map symmetrically about the peak, so an
     off-centre window would be cut to an arbitrary length); shrunk, still
-    centred, where the volume ends first."""
+    centred, where the volume (or ``cap``, a half-length) ends first."""
     want = 2 * half + 1
     room = 2 * min(peak, n - 1 - peak) + 1
+    if cap is not None:  # no longer than the measured planes reach
+        room = min(room, max(2 * cap + 1, 1))
     length = want if want <= room else room
     if length == want:
         while not _smooth(length):
@@ -260,18 +262,29 @@ def plan_window(volume: Volume, hkl, *, scan: int | None = None, window_rlu: flo
         factor = _q_per_rlu(ax, which, volume.unit_cell)
         extent_q.append(r * step * (factor if factor else 1.0))
     # --- the window
+    caps = [None] * ndim
     if window_rlu > 0:
         halves = [max(MIN_HALF_STEPS // 2, int(round(window_rlu / 2 / s))) for s in steps]
         sized_by = f"-p window_rlu {window_rlu:g}"
     else:
         halves = [max(MIN_HALF_STEPS, int(math.ceil(MARGIN * r)) + 2) for r in reach]
+        # planes beyond the last measured one on both sides carry nothing:
+        # they would only add unconstrained pixels to the phasing
+        for axis in range(ndim):
+            others = tuple(d for d in range(ndim) if d != axis)
+            planes = np.nonzero(valid.any(axis=others) if others else valid)[0]
+            if planes.size:
+                measured = max(peak[axis] - planes.min(), planes.max() - peak[axis]) * stride
+                halves[axis] = max(MIN_HALF_STEPS, min(halves[axis], int(measured)))
+                caps[axis] = max(MIN_HALF_STEPS, int(measured))
         sized_by = (f"the texture: signal above {threshold:.3g} (the background {background:.3g} "
                     f"+ max(5 x noise, 1e-4 x peak)) reaches "
                     + ", ".join(f"+-{r * s:.3g}" for r, s in zip(reach, steps))
                     + " r.l.u. along " + ", ".join(a.name for a in volume.axes)
                     + f"; window {MARGIN:g} x that + 2 steps, centred, of an FFT-friendly "
                     "length")
-    slices = tuple(_fast_slice(p, h, n) for p, h, n in zip(peak_index, halves, volume.map_shape))
+    slices = tuple(_fast_slice(p, h, n, c)
+                   for p, h, n, c in zip(peak_index, halves, volume.map_shape, caps))
     half_rlu = tuple(h * s for h, s in zip(halves, steps))
     peak_hkl = tuple(float(v[p]) for (_, v), p in zip(rlu, peak_index))
     notes = [f"window around ({label}): Bragg peak found at "
