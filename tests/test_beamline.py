@@ -345,3 +345,18 @@ def test_series_from_one_consolidated_file(tmp_path):
     assert (tmp_path / "out" / "series.html").is_file()
     with h5py.File(tmp_path / "out" / "series.h5") as h5:
         assert list(h5["entry/series/temperature_K"][...]) == [300.0, 320.0]
+
+
+def test_check_samples_a_volume_too_large_to_read_whole(qm2, monkeypatch):
+    """Without --hkl, a volume over the whole-read limit is checked on a
+    coarse grid (here the limit is lowered to 1000 voxels)."""
+    from nanotools.io import describe
+
+    monkeypatch.setattr(describe, "MAX_WHOLE_VOXELS", 1000)
+    monkeypatch.setattr(describe, "_COARSE_VOXELS", 20000)
+    d = describe.describe_file(qm2["wrapper"])
+    assert any("checked every" in n for n in d["notes"])
+    assert np.prod(d["map"]["shape"]) <= 20000
+    # the strongest reflection of the coarse map: the decoy (0 0 1) or the film (0 0 2)
+    ql = d["bragg_peak"]["q_inv_angstrom"][-1] / (2 * np.pi / 3.9)
+    assert min(abs(ql - 1), abs(ql - 2)) < 0.05
