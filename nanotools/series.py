@@ -8,7 +8,10 @@ scheduler. Then the series gets its own report: ``DIR/series.h5`` and
 ``DIR/series.html`` with the period, the cluster populations and the
 displacement amplitude against the series variable, which is read from each
 file's metadata (``temperature_K``, a delay ...) or, failing that, is the
-order of the files on the command line.
+order of the files on the command line. One file holding the whole series
+(a 4-D NXdata whose first axis is the scan variable, as nxrefine
+consolidates temperature scans) is cut into one window per scan first
+(``--hkl``; ``DIR/windows/``), the scan variable read from the file.
 
 Layout of ``DIR``::
 
