@@ -48,6 +48,7 @@ class Parameter:
 #: The function that takes a stage's parameters, unless a parameter names its own.
 _STAGE_CONSUMERS = {
     "simulate": "nanotools.simulate.simulate_map",
+    "input": "nanotools.io.read_map",
     "preprocess": "nanotools.preprocess.prepare",
     "phasing": "nanotools.phasing.phase_retrieval",
     "patterns": "nanotools.patterns.find_supercells",
@@ -65,6 +66,17 @@ _LIST = [
     _P("sim_total_counts", 1e9, float, "simulate", "total counts in the map", "counts", 1.0,
        label="total"),
     _P("sim_seed", 0, int, "simulate", "seed of the simulated noise", "", 0, label="noise seed"),
+    # -- input (reading one reflection's window out of an H, K, L volume)
+    _P("hkl", "", str, "input",
+       "reflection 'H K L' whose window is cut from an H, K, L volume (--hkl); "
+       "empty = the whole map", label="reflection H K L"),
+    _P("window_rlu", 0.0, float, "input",
+       "full width of the window cut around --hkl along every axis; 0 = sized from the texture",
+       "r.l.u.", 0.0, label="window width"),
+    _P("reduce", "auto", str, "input",
+       "a 3-D window to the (in-plane, L) plane: slice through the peak, sum over the narrow "
+       "in-plane axis, or none (phase in 3-D); auto = sum for a stripe texture, else none",
+       choices=("auto", "slice", "sum", "none"), label="reduce to 2-D"),
     # -- preprocess
     _P("period_nm", 0.0, float, "preprocess",
        "texture period; 0 = measure from the satellite spacing", "nm", 0.0, label="period"),
