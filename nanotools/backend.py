@@ -95,6 +95,7 @@ def _shared_wisdom():
     path = wisdom_path()
     with _planning_lock:
         lock_file = None
+        unreadable = False  # a file that is not our wisdom is replaced, changed or not
         try:
             if path is not None:
                 try:
@@ -105,11 +106,12 @@ def _shared_wisdom():
                     if path.exists():
                         pyfftw.import_wisdom(_read_wisdom(path))
                 except (OSError, ValueError, TypeError, KeyError):
-                    pass  # no shared wisdom (or not ours): plans are this process's own
+                    # no shared wisdom (or not ours): plans are this process's own
+                    unreadable = path.exists()
             before = pyfftw.export_wisdom()
             yield
             after = pyfftw.export_wisdom()
-            if path is not None and lock_file is not None and after != before:
+            if path is not None and lock_file is not None and (after != before or unreadable):
                 try:
                     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
                     tmp.write_text(json.dumps({"format": _WISDOM_FORMAT,
