@@ -28,9 +28,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .analysis import supercell_half_rows
-from .errors import ParameterError
-from .io import ReciprocalSpaceMap
+from ..analysis import supercell_half_rows
+from ..errors import ParameterError
+from ..io import ReciprocalSpaceMap
 
 __all__ = ["TEXTURES", "Simulation", "texture_field", "film_object", "simulate_map",
            "truth_supercell"]
