@@ -47,8 +47,15 @@ _LIST = [
        "film thickness; 0 = measure from the thickness fringes", "nm", 0.0),
     _P("bin", 1, int, "preprocess", "bin the map by this factor along every axis", "", 1, 16),
     _P("background", -1.0, float, "preprocess",
-       "flat background per pixel to subtract; -1 = estimate from the map's edges",
+       "flat background per pixel to subtract; -1 = the floor the signal's decay approaches "
+       "(0 when the map shows none)",
        "counts", -1.0),
+    _P("bragg_peak", "", str, "preprocess",
+       "Bragg peak position 'qx,qz' ('qx,qy,qz' in 3-D) in 1/angstrom; empty = found from "
+       "the lattice (q = 0, integer H, K) and the satellites' comb"),
+    _P("mask_specular", "auto", str, "preprocess",
+       "mask a substrate truncation rod on the specular line: auto = where a substrate peak "
+       "is found, yes = always, no = never", choices=("auto", "yes", "no")),
     _P("unit_cell", "", str, "preprocess",
        "lattice constants 'a,b,c' in angstrom for r.l.u. axes (overrides the file)"),
     # -- phasing
