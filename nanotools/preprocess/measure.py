@@ -187,6 +187,9 @@ def _satellite_series(profile: np.ndarray, centre: float, *, max_misses: int = 1
     c = int(round(centre))
     if 0 <= c < n and not np.isfinite(profile[c]):  # a masked specular rod
         profile = _bridge(profile, max_run=5)
+    if 1 <= c < n - 1 and np.all(np.isfinite(profile[c - 1:c + 2])):
+        # the centre may fall between pixels: start on the brighter one
+        c = c - 1 + int(np.argmax(profile[c - 1:c + 2]))
     if not (0 <= c < n) or not np.isfinite(profile[c]):
         return None
     left, right = _first_minima(profile, c)
