@@ -115,27 +115,52 @@ def _zeroth_tooth(comb, n: int) -> float:
     return float(new)
 
 
-def _film_peak_z(intensity: np.ndarray, mask: np.ndarray, in_plane: tuple) -> float:
-    """Out-of-plane position of the film peak: the maximum of the rods
-    summed over a window symmetric about the in-plane Bragg position (so
-    every satellite's rod counts with its opposite order), refined by a
-    parabola through the logarithm of three samples."""
-    window = []
-    for a, p in enumerate(in_plane):
-        n = intensity.shape[a]
-        half = int(min(round(p), n - 1 - round(p)))
-        window.append(slice(int(round(p)) - half, int(round(p)) + half + 1))
-    filled = fill_masked(intensity, mask)[tuple(window)]
+def _film_peak_z(intensity: np.ndarray, mask: np.ndarray):
+    """Out-of-plane position of the film peak and why: the maximum of the
+    rods summed over the map (sub-pixel by a parabola through the log of
+    three samples), unless the centroid of the intensity along ``q_z`` (in a
+    window symmetric about it) is more than half a fringe away. By Parseval the
+    first moment of ``|F|**2`` along ``q_z`` is the film's mean phase
+    gradient along ``z``, which a texture shifts little (its displacement
+    averages out over a period), while the maximum can sit fringes away from
+    ``G`` (tilted domains, a first satellite brighter than the zeroth
+    order)."""
     others = tuple(range(intensity.ndim - 1))
+    filled = fill_masked(intensity, mask)
     profile = filled.sum(axis=others)
-    masked = mask[tuple(window)].mean(axis=others) > 0.5
-    profile = np.where(masked, 0.0, profile)
+    rows_masked = mask.mean(axis=others) > 0.5  # a gap along z: interpolate
+    z = np.arange(len(profile), dtype=float)
+    if rows_masked.any() and not rows_masked.all():
+        profile[rows_masked] = np.interp(z[rows_masked], z[~rows_masked], profile[~rows_masked])
     i = int(np.argmax(ndimage.gaussian_filter1d(profile, 1.0)))
     lo, hi = max(i - 1, 0), min(i + 2, len(profile))
     i = lo + int(np.argmax(profile[lo:hi]))
+    top = float(i)
     if 0 < i < len(profile) - 1 and np.all(profile[i - 1:i + 2] > 0):
-        return i + float(np.clip(parabola_vertex(*np.log(profile[i - 1:i + 2])), -0.5, 0.5))
-    return float(i)
+        top += float(np.clip(parabola_vertex(*np.log(profile[i - 1:i + 2])), -0.5, 0.5))
+    centre = top
+    for _ in range(20):
+        c = int(round(centre))
+        half = min(c, len(profile) - 1 - c)
+        if half < 2:
+            break
+        window = slice(c - half, c + half + 1)
+        weights = np.clip(profile[window], 0.0, None)
+        new = float(np.sum(z[window] * weights) / max(weights.sum(), 1e-300))
+        if abs(new - centre) < 0.01:
+            centre = new
+            break
+        centre = new
+    # the maximum is the more precise where the two agree; a centroid more
+    # than half a fringe away means the maximum is a fringe of a displaced rod
+    right = np.flatnonzero((np.diff(profile[i:]) > 0))
+    left = np.flatnonzero((np.diff(profile[:i + 1][::-1]) > 0))
+    fringe = float(np.mean([r[0] if r.size else np.inf for r in (left, right)]))
+    if abs(centre - top) > max(0.5 * fringe, 1.0):
+        return centre, (f"out-of-plane: centroid of the map's intensity along q_z (the film's "
+                        f"mean lattice); the brightest row is {top - centre:+.1f} pixels from it")
+    return top, ("out-of-plane: maximum of the rods summed over the map (the centroid "
+                 f"agrees within {abs(centre - top):.1f} pixels)")
 
 
 def locate_bragg_peak(intensity: np.ndarray, mask: np.ndarray | None, q: tuple, *,
@@ -149,7 +174,8 @@ def locate_bragg_peak(intensity: np.ndarray, mask: np.ndarray | None, q: tuple, 
     axis). Without the lattice, the comb tooth nearest the satellites'
     intensity centroid (the zeroth order even where ``J0 < J1``); without
     satellites either, the brightest feature. Out-of-plane: the maximum of
-    the rods summed over a window symmetric about that in-plane position.
+    the rods summed over the map, or the centroid of the intensity along
+    ``q_z`` where it is more than half a fringe away (:func:`_film_peak_z`).
     Mask a substrate rod first (:func:`specular_rod_mask`).
 
     Parameters
@@ -197,8 +223,9 @@ def locate_bragg_peak(intensity: np.ndarray, mask: np.ndarray | None, q: tuple, 
             p, why = float(brightest[a]), f"brightest feature along axis {a} (no lattice, no satellites)"
         position.append(float(p))
         reasons.append(why)
-    position.append(_film_peak_z(intensity, mask, tuple(position)))
-    reasons.append("out-of-plane: maximum of the film's rods summed symmetrically about it")
+    z, why = _film_peak_z(intensity, mask)
+    position.append(z)
+    reasons.append(why)
     return BraggPeak(tuple(position), tuple(reasons))
 
 

@@ -186,7 +186,7 @@ def _satellite_series(profile: np.ndarray, centre: float, *, max_misses: int = 1
     n = len(profile)
     c = int(round(centre))
     if 0 <= c < n and not np.isfinite(profile[c]):  # a masked specular rod
-        profile = _bridge(profile, max_run=5)
+        profile = _bridge(profile, max_run=15)
     if 1 <= c < n - 1 and np.all(np.isfinite(profile[c - 1:c + 2])):
         # the centre may fall between pixels: start on the brighter one
         c = c - 1 + int(np.argmax(profile[c - 1:c + 2]))
@@ -301,8 +301,9 @@ class SatelliteComb:
 
     Attributes
     ----------
-    origin_px, spacing_px
-        The comb's line (pixels along the axis).
+    origin_px, spacing_px, spacing_err_px
+        The comb's line (pixels along the axis) and the slope's standard
+        error.
     orders, positions_px
         The satellites found, their orders and sub-pixel positions.
     profile
@@ -311,13 +312,15 @@ class SatelliteComb:
 
     origin_px: float
     spacing_px: float
+    spacing_err_px: float
     orders: np.ndarray
     positions_px: np.ndarray
     profile: np.ndarray
 
 
 def satellite_comb(intensity: np.ndarray, mask: np.ndarray | None, *, axis: int = 0,
-                   start: float | None = None) -> SatelliteComb | None:
+                   start: float | None = None, centre: float | None = None
+                   ) -> SatelliteComb | None:
     """Find the comb of satellites along an in-plane ``axis``.
 
     The map is projected on ``axis`` (summed over the others), the
@@ -337,6 +340,10 @@ def satellite_comb(intensity: np.ndarray, mask: np.ndarray | None, *, axis: int 
         The in-plane axis.
     start
         Pixel along ``axis`` of one satellite (or the peak) to start from.
+    centre
+        The Bragg peak along ``axis`` (pixels), if known: orders are then
+        counted from the tooth nearest it (so pairs of orders are pairs
+        about the peak); otherwise from ``start``.
 
     Returns
     -------
@@ -352,10 +359,17 @@ def satellite_comb(intensity: np.ndarray, mask: np.ndarray | None, *, axis: int 
     if found is None:
         return None
     orders, positions, _ = found
+    # A satellite is displaced by the tails of its neighbours in proportion
+    # to their amplitude over its own, so a position's error goes as
+    # 1 / sqrt(intensity): weigh by intensity (the faint far orders would
+    # otherwise rule the slope through their leverage).
     strength = np.array([max(np.nan_to_num(profile[int(round(x))]), 1.0) for x in positions])
-    orders, positions, origin, spacing, _ = _robust_spacing(orders, positions, strength,
-                                                            pairs=True)
-    return SatelliteComb(origin, spacing, orders, positions, profile)
+    if centre is not None:  # count the orders from the tooth nearest the centre
+        a, s, _ = _linear_fit(orders, positions, strength)
+        orders = orders - int(np.round((centre - a) / s))
+    orders, positions, origin, spacing, err = _robust_spacing(orders, positions, strength,
+                                                              pairs=True)
+    return SatelliteComb(origin, spacing, err, orders, positions, profile)
 
 
 def measure_period(intensity: np.ndarray, mask: np.ndarray | None, q_step, *,
@@ -397,19 +411,15 @@ def measure_period(intensity: np.ndarray, mask: np.ndarray | None, q_step, *,
     step = _step_along(q_step, intensity.ndim, axis)
     if centre is None:
         centre = float(locate_peak(intensity, mask)[axis])
-    profile = _projection(intensity, mask, axis)
-    found = _satellite_series(profile, centre)
-    if found is None:
+    # from the peak outward; failing that (a masked specular rod, a weak
+    # zeroth order) from the brightest satellite
+    comb = (satellite_comb(intensity, mask, axis=axis, start=centre, centre=centre)
+            or satellite_comb(intensity, mask, axis=axis, centre=centre))
+    if comb is None:
         raise InputError("no satellites found along the in-plane axis: cannot measure the "
                          "texture period (give period_nm)")
-    orders, positions, _ = found
-    # A satellite is displaced by the tails of its neighbours in proportion
-    # to their amplitude over its own, so a position's error goes as
-    # 1 / sqrt(intensity): weigh by intensity (the faint far orders would
-    # otherwise rule the slope through their leverage).
-    strength = np.array([max(np.nan_to_num(profile[int(round(x))]), 1.0) for x in positions])
-    orders, positions, _, spacing, err = _robust_spacing(orders, positions, strength,
-                                                         pairs=True)
+    orders, positions = comb.orders, comb.positions_px
+    spacing, err = comb.spacing_px, comb.spacing_err_px
     value, value_err = _length_from_spacing(spacing, err, step)
     n_sat = int(np.sum(orders != 0))
     note = (f"period {value:.2f} ± {value_err:.2f} nm from {n_sat} satellites "
