@@ -102,7 +102,7 @@ _DECAY_POWERS = (2.0, 3.0, 4.0)
 def _floor_fit(columns: np.ndarray, weights: np.ndarray, decay: np.ndarray):
     """Least-squares ``I = b + a_c f(z)`` with one ``a_c`` per column and one
     floor ``b`` (closed form: ``a_c`` eliminated column by column); returns
-    ``(b, err_b, chi2_per_dof)``."""
+    ``(b, err_b, chi2_per_dof, model)``."""
     w, f, y = weights, decay, columns
     swf2 = np.sum(w * f * f, axis=1)
     swf = np.sum(w * f, axis=1)
@@ -112,15 +112,16 @@ def _floor_fit(columns: np.ndarray, weights: np.ndarray, decay: np.ndarray):
     num = np.sum(swy) - np.sum(swfy[ok] * swf[ok] / swf2[ok])
     den = np.sum(w) - np.sum(swf[ok] ** 2 / swf2[ok])
     if den <= 0:
-        return 0.0, np.inf, np.inf
+        return 0.0, np.inf, np.inf, np.zeros_like(y)
     b = num / den
     a = np.where(ok, (swfy - b * swf) / np.where(ok, swf2, 1.0), 0.0)
     # the fringes and a texture's streaks misfit a few columns badly: scale
     # the error by the median normalized residual (0.455 for pure noise),
     # not the mean, so they do not swamp the floor's significance
-    z2 = (w * (y - b - a[:, None] * f) ** 2)[w > 0]
+    model = b + a[:, None] * f
+    z2 = (w * (y - model) ** 2)[w > 0]
     chi2 = float(np.median(z2) / 0.455) if z2.size else np.inf
-    return float(b), float(np.sqrt(max(chi2, 1.0) / den)), chi2
+    return float(b), float(np.sqrt(max(chi2, 1.0) / den)), chi2, model
 
 
 def estimate_background(intensity: np.ndarray, mask: np.ndarray | None = None, *,
@@ -173,25 +174,41 @@ def estimate_background(intensity: np.ndarray, mask: np.ndarray | None = None, *
     measured = ~mask.reshape(-1, nz)[:, far]
     if measured.sum() < 16:
         return BackgroundEstimate(0.0, np.inf, "background 0: too few pixels far from the peak")
-    # whole fringes summed (bins of ~4 pixels along z), so the rods' smooth
-    # decay describes them; Poisson weights from the binned counts' model
-    # would need the fit first, the bins' own counts (floored at 1) serve
-    dzf = dz[far]
+    # whole fringes summed (bins of 4 pixels along z, each side of the peak
+    # apart), so the rods' smooth decay describes them
     n_bin = 4
-    keep = (columns.shape[1] // n_bin) * n_bin
-    order = np.argsort(np.arange(nz)[far] - z0)  # left side then right side
-    sums = columns[:, order][:, :keep].reshape(len(columns), -1, n_bin).sum(axis=2)
-    counted = measured[:, order][:, :keep].reshape(len(columns), -1, n_bin).sum(axis=2)
-    centres = dzf[order][:keep].reshape(-1, n_bin).mean(axis=1)
+    sums, counted, centres = [], [], []
+    for side in (np.arange(nz)[far] < z0, np.arange(nz)[far] > z0):
+        keep = (int(side.sum()) // n_bin) * n_bin
+        if keep == 0:
+            continue
+        idx = np.flatnonzero(side)[:keep] if side[0] else np.flatnonzero(side)[-keep:]
+        sums.append(columns[:, idx].reshape(len(columns), -1, n_bin).sum(axis=2))
+        counted.append(measured[:, idx].reshape(len(columns), -1, n_bin).sum(axis=2))
+        centres.append(dz[far][idx].reshape(-1, n_bin).mean(axis=1))
+    sums, counted, centres = (np.concatenate(v, axis=-1) for v in (sums, counted, centres))
     with np.errstate(invalid="ignore", divide="ignore"):
         means = np.where(counted > 0, sums / counted, 0.0)
-    weights = np.where(counted > 0, counted / np.maximum(means, 1.0 / n_bin), 0.0)
     best = None
     for power in _DECAY_POWERS:
-        decay = centres ** -power
-        fit = _floor_fit(means, weights, np.broadcast_to(decay, means.shape))
+        decay = np.broadcast_to(centres ** -power, means.shape)
+        # Poisson weights from the model, not the counts (weights from the
+        # counts favour the low fluctuations and pull the floor down):
+        # iteratively reweighted least squares from a flat first guess
+        # A column whose rod the power law misfits (a streak of diffuse
+        # intensity, fringes that a bin does not average out) is weighed
+        # down by its own misfit, so it cannot drag the shared floor.
+        model = np.full(means.shape, max(float(np.mean(means)), 1.0))
+        trust = np.ones((len(means), 1))
+        for _ in range(5):
+            weights = np.where(counted > 0, counted / np.maximum(model, 0.05), 0.0)
+            fit = _floor_fit(means, weights * trust, decay)
+            model = fit[3]
+            misfit = np.sum(weights * (means - model) ** 2, axis=1) / np.maximum(
+                np.sum(counted > 0, axis=1), 1)
+            trust = 1.0 / np.maximum(misfit, 1.0)[:, None]
         if best is None or fit[2] < best[2]:
-            best = fit + (power,)
+            best = fit[:3] + (power,)
     b, err, chi2, power = best
     if b > significance * err and b > 0:
         return BackgroundEstimate(b, err, f"background {b:.3g} ± {err:.2g} counts/pixel: the "
