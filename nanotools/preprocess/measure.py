@@ -411,10 +411,13 @@ def measure_period(intensity: np.ndarray, mask: np.ndarray | None, q_step, *,
     step = _step_along(q_step, intensity.ndim, axis)
     if centre is None:
         centre = float(locate_peak(intensity, mask)[axis])
-    # from the peak outward; failing that (a masked specular rod, a weak
-    # zeroth order) from the brightest satellite
-    comb = (satellite_comb(intensity, mask, axis=axis, start=centre, centre=centre)
-            or satellite_comb(intensity, mask, axis=axis, centre=centre))
+    # from the peak outward and from the brightest satellite (a masked
+    # specular rod or a weak zeroth order can stop the first, or make it
+    # take every other satellite): the comb with more satellites
+    combs = [c for c in (satellite_comb(intensity, mask, axis=axis, start=centre, centre=centre),
+                         satellite_comb(intensity, mask, axis=axis, centre=centre))
+             if c is not None]
+    comb = max(combs, key=lambda c: len(c.orders), default=None)
     if comb is None:
         raise InputError("no satellites found along the in-plane axis: cannot measure the "
                          "texture period (give period_nm)")
@@ -617,15 +620,18 @@ def _patch_power(q: np.ndarray, width: float, edge: float) -> np.ndarray:
 
 def measure_patch(intensity: np.ndarray, mask: np.ndarray | None, q_step, *,
                   period_nm: float, axis: int = 0, centre: float | None = None,
-                  edge_nm: float | None = None) -> LengthMeasurement:
+                  edge_nm: float | None = None, orders=(0, -1, 1)) -> LengthMeasurement:
     """Width (FWHM) of the coherent patch along an in-plane axis.
 
-    Every satellite is the transform of the patch envelope; the central one
-    (order 0) is the brightest and the cleanest. Its profile, summed over
-    the other axes, is fitted within half a satellite spacing by the power
-    spectrum of a flat top with cos^2 edges of ``edge_nm`` (least squares on
-    the square root of the counts, which weighs the side lobes and is
-    Poisson-stable), free in width, centre, scale and a flat floor.
+    Every satellite is the transform of the patch envelope. Each of
+    ``orders`` whose top is measured (not a masked specular rod), in the
+    profile summed over the other axes, is fitted within half a satellite
+    spacing by the power spectrum of a flat top with cos^2 edges of
+    ``edge_nm`` (:func:`scipy.optimize.least_squares` on the square root of
+    the counts, which weighs the side lobes and is Poisson-stable), free in
+    width, centre, scale and a flat floor; the width is the median over the
+    satellites fitted (the zeroth order is weak where ``J0 < J1``, masked
+    under a substrate rod).
 
     Parameters
     ----------
@@ -645,16 +651,19 @@ def measure_patch(intensity: np.ndarray, mask: np.ndarray | None, q_step, *,
         Position of the Bragg peak along ``axis`` (pixels); found if None.
     edge_nm
         Width of the patch's soft edges (nm); half a period if None.
+    orders
+        The satellites to fit (0 = the Bragg peak).
 
     Returns
     -------
     LengthMeasurement
-        ``value_nm`` is the patch width, ``err_nm`` the fit's standard error.
+        ``value_nm`` is the patch width, ``err_nm`` the spread of the
+        satellites' widths (the fit's standard error for fewer than three).
 
     Raises
     ------
     InputError
-        If the central peak cannot be fitted.
+        If no satellite can be fitted.
     """
     intensity = np.asarray(intensity, float)
     mask = as_mask(intensity, mask)
@@ -663,44 +672,78 @@ def measure_patch(intensity: np.ndarray, mask: np.ndarray | None, q_step, *,
         centre = float(locate_peak(intensity, mask)[axis])
     edge = period_nm / 2 if edge_nm is None else edge_nm
     profile = _projection(intensity, mask, axis)
-    n = len(profile)
     spacing_px = 2 * np.pi / (period_nm * 10.0) / step  # satellite spacing (pixels)
+    fits = {}
+    for order in orders:
+        try:
+            fits[order] = _satellite_width(profile, centre + order * spacing_px, spacing_px,
+                                           step * 10.0, edge)
+        except _NoFit:
+            continue
+    if not fits:
+        raise InputError("too few measured pixels around the Bragg peak and its first "
+                         "satellites to measure the coherent patch")
+    # the median of the satellites fitted (the brightest two weigh most
+    # where only two or three are there); its error: their spread, or the
+    # fit's error for one
+    widths = np.array([w for w, _ in fits.values()])
+    width = float(np.median(widths))
+    err = (float(1.2533 * np.std(widths) / np.sqrt(len(widths))) if len(widths) > 2
+           else float(np.max([e for _, e in fits.values()])))
+    used = ", ".join(f"{m:+d}" for m in sorted(fits))
+    note = (f"coherent patch {width:.1f} ± {err:.1f} nm (FWHM) from the shape of the "
+            f"satellites of orders {used}, edges {edge:.1f} nm assumed")
+    return LengthMeasurement(width, err, note=note)
+
+
+class _NoFit(Exception):
+    """A satellite that cannot be fitted (masked, too few pixels)."""
+
+
+def _satellite_width(profile: np.ndarray, centre: float, spacing_px: float, dq_nm: float,
+                     edge: float):
+    """Patch width (nm) and its error from one satellite of a projected
+    profile: the patch's power spectrum fitted to the square root of the
+    counts within half a spacing (least squares, free in width, centre,
+    scale and floor)."""
+    n = len(profile)
     half = max(2, int(np.floor(0.5 * spacing_px)))
-    lo, hi = max(int(round(centre)) - half, 0), min(int(round(centre)) + half, n - 1)
+    c = int(round(centre))
+    lo, hi = max(c - half, 0), min(c + half, n - 1)
+    if hi - lo < 4:
+        raise _NoFit
     idx = np.arange(lo, hi + 1)
     y = profile[lo:hi + 1]
     good = np.isfinite(y)
-    if good.sum() < 5:
-        raise InputError("too few measured pixels around the Bragg peak to measure the "
-                         "coherent patch")
+    # the satellite's own top must be measured: a masked rod leaves only
+    # its shoulders, which fit any width
+    if good.sum() < 5 or not np.all(good[max(c - lo - 1, 0):c - lo + 2]):
+        raise _NoFit
     idx, y = idx[good], np.maximum(y[good], 0)
     amp = np.sqrt(y)
-    dq_nm = step * 10.0  # q step in 1/nm
 
     def model(p):
         width, x0, scale, floor = p
         return np.sqrt(scale * _patch_power((idx - x0) * dq_nm, width, edge)
                        / _patch_power(np.zeros(1), width, edge)[0] + floor ** 2)
 
-    # first guess: the full width at half maximum of the central peak is
-    # about 0.886 * 2 pi / width
-    peak_val = np.nanmax(y)
+    # first guess: the full width at half maximum of a satellite is about
+    # 0.886 * 2 pi / width
+    peak_val = float(np.max(y))
+    if peak_val <= 0:
+        raise _NoFit
     above = idx[y >= peak_val / 2]
     fwhm_px = max(above.max() - above.min() + 1.0, 1.0)
-    w0 = 0.886 * 2 * np.pi / (fwhm_px * dq_nm)
+    w0 = max(0.886 * 2 * np.pi / (fwhm_px * dq_nm), edge * 1.01)
     p0 = [w0, centre, peak_val, 0.0]
     try:
         fit = optimize.least_squares(lambda p: model(p) - amp, p0,
                                      bounds=([edge, centre - 2, 0, 0],
                                              [np.inf, centre + 2, np.inf, np.inf]),
                                      x_scale=[w0, 1.0, peak_val, 1.0])
-    except (ValueError, np.linalg.LinAlgError) as exc:
-        raise InputError(f"the central satellite could not be fitted ({exc})") from None
-    width = float(fit.x[0])
+    except (ValueError, np.linalg.LinAlgError):
+        raise _NoFit from None
     dof = max(len(amp) - 4, 1)
     # pinv: the floor often sits on its bound (0), which makes J^T J singular
     cov = np.linalg.pinv(fit.jac.T @ fit.jac) * np.sum(fit.fun ** 2) / dof
-    err = float(np.sqrt(max(cov[0, 0], 0.0)))
-    note = (f"coherent patch {width:.1f} ± {err:.1f} nm (FWHM) from the shape of the central "
-            f"peak, edges {edge:.1f} nm assumed")
-    return LengthMeasurement(width, err, note=note)
+    return float(fit.x[0]), float(np.sqrt(max(cov[0, 0], 0.0)))
