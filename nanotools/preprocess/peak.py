@@ -124,6 +124,25 @@ def _floor_fit(columns: np.ndarray, weights: np.ndarray, decay: np.ndarray):
     return float(b), float(np.sqrt(max(chi2, 1.0) / den)), chi2, model
 
 
+def _robust_floor_fit(means: np.ndarray, counted: np.ndarray, decay: np.ndarray):
+    """:func:`_floor_fit` with Poisson weights from the model, not the counts
+    (weights from the counts favour the low fluctuations and pull the floor
+    down: iteratively reweighted from a flat first guess), and every column
+    weighed down by its own misfit, so that a rod the power law does not
+    describe (a streak of diffuse intensity, fringes a bin does not average
+    out) cannot drag the shared floor."""
+    model = np.full(means.shape, max(float(np.mean(means)), 1.0))
+    trust = np.ones((len(means), 1))
+    for _ in range(5):
+        weights = np.where(counted > 0, counted / np.maximum(model, 0.05), 0.0)
+        fit = _floor_fit(means, weights * trust, decay)
+        model = fit[3]
+        misfit = np.sum(weights * (means - model) ** 2, axis=1) / np.maximum(
+            np.sum(counted > 0, axis=1), 1)
+        trust = 1.0 / np.maximum(misfit, 1.0)[:, None]
+    return fit
+
+
 def estimate_background(intensity: np.ndarray, mask: np.ndarray | None = None, *,
                         peak=None, min_distance: float | None = None,
                         significance: float = 5.0) -> BackgroundEstimate:
@@ -177,8 +196,8 @@ def estimate_background(intensity: np.ndarray, mask: np.ndarray | None = None, *
     # whole fringes summed (bins of 4 pixels along z, each side of the peak
     # apart), so the rods' smooth decay describes them
     n_bin = 4
-    sums, counted, centres = [], [], []
-    for side in (np.arange(nz)[far] < z0, np.arange(nz)[far] > z0):
+    sums, counted, centres, side_of = [], [], [], []
+    for sign, side in ((-1.0, np.arange(nz)[far] < z0), (1.0, np.arange(nz)[far] > z0)):
         keep = (int(side.sum()) // n_bin) * n_bin
         if keep == 0:
             continue
@@ -186,29 +205,20 @@ def estimate_background(intensity: np.ndarray, mask: np.ndarray | None = None, *
         sums.append(columns[:, idx].reshape(len(columns), -1, n_bin).sum(axis=2))
         counted.append(measured[:, idx].reshape(len(columns), -1, n_bin).sum(axis=2))
         centres.append(dz[far][idx].reshape(-1, n_bin).mean(axis=1))
-    sums, counted, centres = (np.concatenate(v, axis=-1) for v in (sums, counted, centres))
+        side_of.append(np.full(keep // n_bin, sign))
+    sums, counted, centres, side_of = (np.concatenate(v, axis=-1)
+                                       for v in (sums, counted, centres, side_of))
     with np.errstate(invalid="ignore", divide="ignore"):
         means = np.where(counted > 0, sums / counted, 0.0)
+    # the power and the origin of the decay (the film peak found to a
+    # fraction of a pixel) are chosen by the fit
     best = None
     for power in _DECAY_POWERS:
-        decay = np.broadcast_to(centres ** -power, means.shape)
-        # Poisson weights from the model, not the counts (weights from the
-        # counts favour the low fluctuations and pull the floor down):
-        # iteratively reweighted least squares from a flat first guess
-        # A column whose rod the power law misfits (a streak of diffuse
-        # intensity, fringes that a bin does not average out) is weighed
-        # down by its own misfit, so it cannot drag the shared floor.
-        model = np.full(means.shape, max(float(np.mean(means)), 1.0))
-        trust = np.ones((len(means), 1))
-        for _ in range(5):
-            weights = np.where(counted > 0, counted / np.maximum(model, 0.05), 0.0)
-            fit = _floor_fit(means, weights * trust, decay)
-            model = fit[3]
-            misfit = np.sum(weights * (means - model) ** 2, axis=1) / np.maximum(
-                np.sum(counted > 0, axis=1), 1)
-            trust = 1.0 / np.maximum(misfit, 1.0)[:, None]
-        if best is None or fit[2] < best[2]:
-            best = fit[:3] + (power,)
+        for shift in (-1.0, -0.5, 0.0, 0.5, 1.0):
+            decay = np.broadcast_to((centres + shift * np.sign(side_of)) ** -power, means.shape)
+            fit = _robust_floor_fit(means, counted, decay)
+            if best is None or fit[2] < best[2]:
+                best = fit[:3] + (power,)
     b, err, chi2, power = best
     if b > significance * err and b > 0:
         return BackgroundEstimate(b, err, f"background {b:.3g} ± {err:.2g} counts/pixel: the "
