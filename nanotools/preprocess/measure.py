@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import ndimage, optimize
+from scipy import interpolate, ndimage, optimize
 
 from ..errors import InputError
 from .peak import locate_peak
@@ -450,7 +450,7 @@ def _despiked(intensity: np.ndarray, mask: np.ndarray, ratio: float = 4.0) -> np
 
 def _columns_along(intensity: np.ndarray, mask: np.ndarray, axis: int):
     """The map as rows of profiles along ``axis``: ``(n_columns, n)`` counts
-    with masked samples linearly interpolated (a gap must not cut a
+    with masked samples interpolated by a cubic spline (a gap must not cut a
     column's Fourier transform), and whether each column is usable (at least
     half of it measured)."""
     data = np.moveaxis(np.where(mask, np.nan, intensity), axis, -1)
@@ -458,8 +458,11 @@ def _columns_along(intensity: np.ndarray, mask: np.ndarray, axis: int):
     good = np.isfinite(data)
     usable = good.mean(axis=1) >= 0.5
     idx = np.arange(data.shape[1])
+    # a cubic spline, not a line: a gap across the film peak must keep its
+    # curvature, or the hole it leaves rings through the Patterson function
     for c in np.flatnonzero(usable & ~good.all(axis=1)):
-        data[c] = np.interp(idx, idx[good[c]], data[c, good[c]])
+        spline = interpolate.CubicSpline(idx[good[c]], data[c, good[c]])
+        data[c] = np.where(good[c], data[c], np.clip(spline(idx), 0.0, None))
     data[~usable] = 0.0
     return data, usable
 
