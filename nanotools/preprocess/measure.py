@@ -623,7 +623,8 @@ def _patch_power(q: np.ndarray, width: float, edge: float) -> np.ndarray:
 
 def measure_patch(intensity: np.ndarray, mask: np.ndarray | None, q_step, *,
                   period_nm: float, axis: int = 0, centre: float | None = None,
-                  edge_nm: float | None = None, orders=(0, -1, 1)) -> LengthMeasurement:
+                  edge_nm: float | None = None, orders=(0, -1, 1, -2, 2)
+                  ) -> LengthMeasurement:
     """Width (FWHM) of the coherent patch along an in-plane axis.
 
     Every satellite is the transform of the patch envelope. Each of
@@ -632,9 +633,9 @@ def measure_patch(intensity: np.ndarray, mask: np.ndarray | None, q_step, *,
     spacing by the power spectrum of a flat top with cos^2 edges of
     ``edge_nm`` (:func:`scipy.optimize.least_squares` on the square root of
     the counts, which weighs the side lobes and is Poisson-stable), free in
-    width, centre, scale and a flat floor; the width is the median over the
-    satellites fitted (the zeroth order is weak where ``J0 < J1``, masked
-    under a substrate rod).
+    width, centre, scale and a flat floor; the width is the inverse-variance
+    mean over the satellites fitted (the zeroth order is weak where
+    ``J0 < J1``, masked under a substrate rod).
 
     Parameters
     ----------
@@ -660,8 +661,8 @@ def measure_patch(intensity: np.ndarray, mask: np.ndarray | None, q_step, *,
     Returns
     -------
     LengthMeasurement
-        ``value_nm`` is the patch width, ``err_nm`` the spread of the
-        satellites' widths (the fit's standard error for fewer than three).
+        ``value_nm`` is the patch width, ``err_nm`` its standard error (grown
+        by the satellites' disagreement).
 
     Raises
     ------
@@ -686,13 +687,17 @@ def measure_patch(intensity: np.ndarray, mask: np.ndarray | None, q_step, *,
     if not fits:
         raise InputError("too few measured pixels around the Bragg peak and its first "
                          "satellites to measure the coherent patch")
-    # the median of the satellites fitted (the brightest two weigh most
-    # where only two or three are there); its error: their spread, or the
-    # fit's error for one
+    # inverse-variance mean: a satellite the patch envelope alone does not
+    # shape (split first orders of a vortex texture, a weak zeroth order
+    # where J0 < J1) fits poorly and weighs little; the error grows with the
+    # satellites' disagreement
     widths = np.array([w for w, _ in fits.values()])
-    width = float(np.median(widths))
-    err = (float(1.2533 * np.std(widths) / np.sqrt(len(widths))) if len(widths) > 2
-           else float(np.max([e for _, e in fits.values()])))
+    errors = np.maximum(np.array([e for _, e in fits.values()]), 1e-3 * widths)
+    weights = 1.0 / errors ** 2
+    width = float(np.sum(weights * widths) / np.sum(weights))
+    chi2 = (float(np.sum(weights * (widths - width) ** 2)) / (len(widths) - 1)
+            if len(widths) > 1 else 1.0)
+    err = float(np.sqrt(max(chi2, 1.0) / np.sum(weights)))
     used = ", ".join(f"{m:+d}" for m in sorted(fits))
     note = (f"coherent patch {width:.1f} ± {err:.1f} nm (FWHM) from the shape of the "
             f"satellites of orders {used}, edges {edge:.1f} nm assumed")
