@@ -220,7 +220,8 @@ def locate_bragg_peak(intensity: np.ndarray, mask: np.ndarray | None, q: tuple, 
         else:
             if brightest is None:
                 brightest = locate_peak(intensity, mask)
-            p, why = float(brightest[a]), f"brightest feature along axis {a} (no lattice, no satellites)"
+            p = float(brightest[a])
+            why = f"brightest feature along axis {a} (no lattice, no satellites)"
         position.append(float(p))
         reasons.append(why)
     z, why = _film_peak_z(intensity, mask)

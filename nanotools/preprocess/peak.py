@@ -192,7 +192,8 @@ def estimate_background(intensity: np.ndarray, mask: np.ndarray | None = None, *
     columns = np.where(mask, 0.0, np.nan_to_num(intensity)).reshape(-1, nz)[:, far]
     measured = ~mask.reshape(-1, nz)[:, far]
     if measured.sum() < 16:
-        return BackgroundEstimate(0.0, np.inf, "background 0: too few pixels far from the peak")
+        return BackgroundEstimate(0.0, np.inf, "background 0 counts/pixel: too few pixels far "
+                                  "from the peak")
     # whole fringes summed (bins of 4 pixels along z, each side of the peak
     # apart), so the rods' smooth decay describes them
     n_bin = 4
@@ -221,10 +222,10 @@ def estimate_background(intensity: np.ndarray, mask: np.ndarray | None = None, *
                 best = fit[:3] + (power,)
     b, err, chi2, power = best
     if b > significance * err and b > 0:
-        return BackgroundEstimate(b, err, f"background {b:.3g} ± {err:.2g} counts/pixel: the "
+        return BackgroundEstimate(b, err, f"background {b:.3g} counts/pixel (± {err:.2g}): the "
                                   f"floor that the rods' 1/dq^{power:g} decay approaches")
-    return BackgroundEstimate(0.0, err, f"background 0: no floor under the rods' decay "
-                              f"(fitted {b:.2g} ± {err:.2g} counts/pixel)")
+    return BackgroundEstimate(0.0, err, f"background 0 counts/pixel: no floor under the rods' "
+                              f"decay (fitted {b:.2g} ± {err:.2g})")
 
 
 def subtract_background(intensity: np.ndarray, background: float,
