@@ -44,7 +44,7 @@ _LIST = [
     _P("period_nm", 0.0, float, "preprocess",
        "texture period; 0 = measure from the satellite spacing", "nm", 0.0),
     _P("thickness_nm", 0.0, float, "preprocess",
-       "film thickness; 0 = measure from the thickness fringes", "nm", 0.0),
+       "film thickness; 0 = measure from the extent of the Patterson function", "nm", 0.0),
     _P("bin", 1, int, "preprocess", "bin the map by this factor along every axis", "", 1, 16),
     _P("background", -1.0, float, "preprocess",
        "flat background per pixel to subtract; -1 = the floor the signal's decay approaches "
