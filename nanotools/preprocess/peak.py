@@ -1,4 +1,5 @@
-"""The Bragg peak (:func:`locate_peak`) and the flat background
+"""The brightest feature (:func:`locate_peak`, the fallback when neither the
+lattice nor the satellites place the Bragg peak) and the flat background
 (:func:`estimate_background`, :func:`subtract_background`).
 """
 from __future__ import annotations

@@ -10,9 +10,9 @@ import numpy as np
 
 from ..errors import InputError, ParameterError
 from ..io import ReciprocalSpaceMap
+from .bragg import locate_bragg_peak, specular_rod_mask
 from .crop import bin_map, centre_and_crop
 from .measure import measure_patch, measure_period, measure_thickness
-from .bragg import locate_bragg_peak, specular_rod_mask
 from .peak import estimate_background, subtract_background
 from .pixels import as_mask
 
