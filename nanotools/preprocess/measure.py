@@ -592,6 +592,8 @@ def _edge_at_half_period(patterson: np.ndarray):
     if not (0.6 * (n - 1) < t_px < 1.1 * (n - 1)):
         raise _NoFit
     resid = patterson[part] - (intercept + slope * d[part])
+    if np.sqrt(np.mean(resid ** 2)) > _EDGE_MISFIT * patterson[part][0]:
+        raise _NoFit  # not a straight fall: no edge to extrapolate
     sigma2 = max(np.sum(resid ** 2) / max(part.sum() - 2, 1), 1e-30)
     # t = -b/a: first-order propagation of the covariance of (a, b)
     grad = np.array([intercept / slope ** 2, -1.0 / slope])
