@@ -571,6 +571,14 @@ def _edge_with_floor(patterson: np.ndarray):
     # unmasked substrate) gives no thickness to trust
     if np.sqrt(np.mean(fit.fun ** 2)) > _EDGE_MISFIT:
         raise _NoFit
+    # the corner is rounded (partly filled interface rows, the q range's
+    # truncation) and the rounding lifts the hinge outward: the straight
+    # stretch before it, extrapolated to zero, is what vanishes at t
+    straight = (x <= t_px - 1.0) & (y > 3 * fit.x[2])
+    if straight.sum() >= 3:
+        slope, intercept = np.polyfit(x[straight], y[straight], 1)
+        if slope < 0 and abs(-intercept / slope - t_px) < 2.0:
+            t_px = float(-intercept / slope)
     return t_px, err
 
 
