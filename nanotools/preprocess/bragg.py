@@ -234,8 +234,11 @@ def _pair_ratio(column: np.ndarray, i: int) -> float:
     """How sharp the peak at ``i`` of a profile is: its brighter adjacent
     pair over the two pixels flanking that pair."""
     n = len(column)
-    j = i if (i + 1 < n and (i == 0 or column[i + 1] >= column[i - 1])) else i - 1
+    j = i if (i + 1 < n and (i == 0 or not column[i + 1] < column[i - 1])) else i - 1
     if j < 1 or j + 2 >= n:
+        return 0.0
+    four = column[j - 1:j + 3]
+    if not np.all(np.isfinite(four)):  # beside a gap: no verdict
         return 0.0
     flank = column[j - 1] + column[j + 2]
     return float((column[j] + column[j + 1]) / max(flank, 1.0))
@@ -282,11 +285,13 @@ def specular_rod_mask(intensity: np.ndarray, mask: np.ndarray | None, in_plane: 
     rod = np.zeros(intensity.shape, bool)
     if mode == "no":
         return rod, "substrate rod: not looked for (mask_specular = no)"
-    data = np.where(mask, 0.0, intensity)
+    data = np.where(mask, np.nan, intensity)
     near = tuple(slice(max(int(round(p)) - reach_px, 0), int(round(p)) + reach_px + 1)
                  for p in in_plane) + (slice(0, intensity.shape[-1]),)
     band = data[near]
-    top = np.unravel_index(np.argmax(band), band.shape)
+    if not np.isfinite(band).any():
+        return rod, "no substrate peak on the specular line (not measured there)"
+    top = np.unravel_index(np.nanargmax(band), band.shape)
     peak = tuple(int(s.start + t) for s, t in zip(near, top))
     sharp = _pair_ratio(data[peak[:-1]], peak[-1]) > _SHARP_RATIO and data[peak] > 100
     if sharp:
