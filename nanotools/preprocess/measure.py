@@ -610,7 +610,7 @@ def _edge_at_half_period(patterson: np.ndarray):
 
 
 def measure_thickness(intensity: np.ndarray, mask: np.ndarray | None, q_step, *,
-                      axis: int = -1, peak=None) -> LengthMeasurement:
+                      axis: int = -1) -> LengthMeasurement:
     """Film thickness from the extent of the Patterson function along ``z``.
 
     :func:`patterson_along` sums the magnitude of the autocorrelation along
@@ -633,10 +633,8 @@ def measure_thickness(intensity: np.ndarray, mask: np.ndarray | None, q_step, *,
         Momentum-transfer step (1/angstrom per pixel): one value or one per
         axis.
     axis
-        The out-of-plane axis.
-    peak
-        Unused (the Patterson function does not depend on where the peak
-        is); kept so every measurement takes the same arguments.
+        The out-of-plane axis. The Patterson function does not depend on
+        where the peak is: give the whole map, not a window cut around it.
 
     Returns
     -------

@@ -256,7 +256,13 @@ def prepare(rsm: ReciprocalSpaceMap, *, period_nm: float = 0.0, thickness_nm: fl
         thickness, thickness_err = float(thickness_nm), 0.0
         notes.append(f"thickness {thickness:.2f} nm as given")
     else:
-        m = _measure(measure_thickness, "thickness", axis=out_axis, peak=meas_peak)
+        # on the whole map, not the window: the Patterson function does not
+        # depend on where the peak is, and every row sharpens its edge
+        try:
+            m = measure_thickness(np.where(mask, 0.0, np.nan_to_num(intensity) - background),
+                                  mask, q_step0, axis=out_axis)
+        except InputError as exc:
+            raise InputError(f"{exc.message} (thickness)", source) from None
         thickness, thickness_err = m.value_nm, m.err_nm
         notes.append(m.note)
     try:
