@@ -81,12 +81,21 @@ _LIST = [
     _P("period_nm", 0.0, float, "preprocess",
        "texture period; 0 = measure from the satellite spacing", "nm", 0.0, label="period"),
     _P("thickness_nm", 0.0, float, "preprocess",
-       "film thickness; 0 = measure from the thickness fringes", "nm", 0.0, label="thickness"),
+       "film thickness; 0 = measure from the extent of the Patterson function", "nm", 0.0,
+       label="thickness"),
     _P("bin", 1, int, "preprocess", "bin the map by this factor along every axis", "", 1, 16,
        label="binning factor"),
     _P("background", -1.0, float, "preprocess",
-       "flat background per pixel to subtract; -1 = estimate from the map's edges",
+       "flat background per pixel to subtract; -1 = the floor the signal's decay approaches "
+       "(0 when the map shows none)",
        "counts", -1.0, label="background"),
+    _P("bragg_peak", "", str, "preprocess",
+       "Bragg peak position 'qx,qz' ('qx,qy,qz' in 3-D) in 1/angstrom; empty = found from "
+       "the lattice (q = 0, integer H, K) and the satellites' comb", label="Bragg peak (q)"),
+    _P("mask_specular", "auto", str, "preprocess",
+       "mask a substrate truncation rod on the specular line: auto = where a substrate peak "
+       "is found, yes = always, no = never", choices=("auto", "yes", "no"),
+       label="mask substrate rod"),
     _P("unit_cell", "", str, "preprocess",
        "lattice constants 'a,b,c' in angstrom for r.l.u. axes (overrides the file)",
        label="unit cell (a,b,c)",

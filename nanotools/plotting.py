@@ -192,8 +192,11 @@ def plot_rsm(rsm: Any, *, period_nm: float | None = None, title: str | None = No
     Returns
     -------
     Figure with two axes: the map (``gid="rsm"``) with masked pixels drawn
-    in cyan and satellites as open circles (``gid="satellites"``), and the
-    profile along ``q_x`` through the Bragg peak.
+    in cyan (a masked substrate rod included) and satellites as open
+    circles (``gid="satellites"``), the Bragg peak as a cross
+    (``gid="bragg_peak"``: the brightest pixel of a raw map, the chosen
+    peak at ``n // 2`` of a prepared one), and the profile along ``q_x``
+    through it.
     """
     intensity = np.asarray(rsm.intensity, float)
     mask = np.asarray(getattr(rsm, "mask", np.zeros(intensity.shape, bool)), bool)
@@ -229,13 +232,17 @@ def plot_rsm(rsm: Any, *, period_nm: float | None = None, title: str | None = No
         ax.imshow(overlay.transpose(1, 0, 2), origin="lower", aspect="auto",
                   extent=_extent(qx, qz), interpolation="nearest", gid="mask")
     fig.colorbar(img, ax=ax, label="counts (log scale)")
-    ix, iz = np.unravel_index(np.nanargmax(np.where(mask, -np.inf, intensity)), intensity.shape)
+    if getattr(rsm, "q_step", None) is not None:  # prepared: the chosen peak is at n // 2
+        ix, iz = nx // 2, nz // 2
+    else:
+        ix, iz = np.unravel_index(np.nanargmax(np.where(mask, -np.inf, intensity)),
+                                  intensity.shape)
     sat = satellite_positions(period_nm or 0.0, q_centre=qx[ix], orders=orders,
                               q_range=(qx[0], qx[-1]))
     if sat.size:
         ax.plot(sat, np.full(sat.size, qz[iz]), "o", mfc="none", mec="white", ms=10, mew=1.2,
                 gid="satellites", label=f"satellites ({period_nm:.3g} nm period)")
-    ax.plot([qx[ix]], [qz[iz]], "+", color="white", ms=10, label="Bragg peak")
+    ax.plot([qx[ix]], [qz[iz]], "+", color="white", ms=10, label="Bragg peak", gid="bragg_peak")
     ax.set_xlabel(labels[0])
     ax.set_ylabel(labels[1])
     ax.legend(loc="upper right", fontsize=7, framealpha=0.4)

@@ -91,7 +91,8 @@ class PreprocessPanel(StagePanel):
 
     stage = "preprocess"
     title = "2. Preprocess"
-    parameter_names = ("period_nm", "thickness_nm", "bin", "background")
+    parameter_names = ("period_nm", "thickness_nm", "bin", "background", "bragg_peak",
+                       "mask_specular")
 
     def __init__(self, rsm: Any, **kwargs: Any):
         self.rsm = rsm

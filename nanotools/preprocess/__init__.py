@@ -3,26 +3,35 @@
 :func:`prepare` chains the steps below; each is a public function of its own,
 usable and tested alone:
 
-- :func:`locate_peak`: sub-pixel position of the Bragg peak, blind to masked
-  (hot, dead, gap) pixels.
+- :func:`locate_bragg_peak`: the Bragg peak from the reciprocal lattice
+  (``q = 0``, integer ``H, K``) and the centre of the satellite comb, not the
+  brightest pixel (the first satellite outshines the zeroth order when
+  ``J0 < J1``); :func:`locate_peak`: the brightest feature, sub-pixel, blind
+  to masked pixels (the fallback).
+- :func:`specular_rod_mask`: a substrate peak and its truncation rod on the
+  specular line, recognised (sharper along ``q_z`` than any film fringe)
+  and masked.
 - :func:`estimate_background` / :func:`subtract_background`: a flat
-  background per pixel, from the map's far corners.
+  background per pixel, the floor that the rods' decay approaches; zero
+  where the map shows none.
 - :func:`centre_and_crop`: the peak at index ``n // 2`` of every axis (the FFT
   convention of the package), cropped symmetrically, the mask carried.
 - :func:`bin_map`: sum counts over ``bin`` pixels per axis, correcting for
   masked pixels.
 - :func:`measure_period`: texture period from the spacing of the satellites
   along the in-plane axis.
-- :func:`measure_thickness`: film thickness from the spacing of the thickness
-  fringes along the out-of-plane axis.
+- :func:`measure_thickness`: film thickness from the extent of the
+  Patterson function along the out-of-plane axis, summed over every rod
+  (:func:`patterson_along`).
 - :func:`measure_patch`: width of the coherent patch from the shape of the
   central satellite.
 
 Which axis is out-of-plane is decided when the map is read
 (:func:`nanotools.io.orientation.guess_out_of_plane`).
 
-Modules, one step each: :mod:`~nanotools.preprocess.peak` (peak and
-background), :mod:`~nanotools.preprocess.crop` (centring, cropping, binning),
+Modules, one step each: :mod:`~nanotools.preprocess.bragg` (the Bragg
+peak and the substrate rod), :mod:`~nanotools.preprocess.peak` (brightest
+feature and background), :mod:`~nanotools.preprocess.crop` (centring, cropping, binning),
 :mod:`~nanotools.preprocess.measure` (period, thickness, patch and their
 fits), :mod:`~nanotools.preprocess.prepare` (the whole stage), and
 :mod:`~nanotools.preprocess.pixels` (helpers they share).
@@ -34,14 +43,18 @@ in reciprocal space are related by ``L = 2 pi / dq``.
 """
 from __future__ import annotations
 
+from .bragg import BraggPeak, locate_bragg_peak, specular_rod_mask
 from .crop import CentredMap, bin_map, centre_and_crop
-from .measure import LengthMeasurement, measure_patch, measure_period, measure_thickness
-from .peak import estimate_background, locate_peak, subtract_background
+from .measure import (LengthMeasurement, SatelliteComb, measure_patch, measure_period,
+                      measure_thickness, patterson_along, satellite_comb)
+from .peak import BackgroundEstimate, estimate_background, locate_peak, subtract_background
 from .prepare import PreparedMap, prepare
 
-__all__ = ["PreparedMap", "LengthMeasurement", "CentredMap", "prepare", "locate_peak",
+__all__ = ["PreparedMap", "LengthMeasurement", "CentredMap", "BraggPeak", "BackgroundEstimate",
+           "SatelliteComb", "prepare", "locate_bragg_peak", "specular_rod_mask", "locate_peak",
            "estimate_background", "subtract_background", "centre_and_crop", "bin_map",
-           "measure_period", "measure_thickness", "measure_patch"]
+           "measure_period", "measure_thickness", "measure_patch", "patterson_along",
+           "satellite_comb"]
 
 # Stage files name a dataclass by its import path (nanotools.io.save_stage):
 # keep the public path, so files written before and after the split are

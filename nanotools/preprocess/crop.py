@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from skimage.measure import block_reduce
 
 from ..errors import InputError, ParameterError
 from .pixels import as_mask
@@ -145,12 +146,9 @@ def bin_map(intensity: np.ndarray, mask: np.ndarray | None, factor: int):
     trim = tuple(slice(0, m * factor) for m in shape)
     data = np.where(mask, 0.0, np.nan_to_num(intensity))[trim]
     good = (~mask[trim]).astype(float)
-    blocked = []
-    for m in shape:
-        blocked += [m, factor]
-    axes = tuple(range(1, 2 * len(shape), 2))
-    total = data.reshape(blocked).sum(axis=axes)
-    n_good = good.reshape(blocked).sum(axis=axes)
+    block = (factor,) * len(shape)
+    total = block_reduce(data, block, np.sum)
+    n_good = block_reduce(good, block, np.sum)
     out_mask = n_good == 0
     with np.errstate(invalid="ignore", divide="ignore"):
         out = np.where(out_mask, 0.0, total * factor ** len(shape) / n_good)

@@ -1,16 +1,18 @@
-"""The Bragg peak (:func:`locate_peak`) and the flat background
+"""The brightest feature (:func:`locate_peak`, the fallback when neither the
+lattice nor the satellites place the Bragg peak) and the flat background
 (:func:`estimate_background`, :func:`subtract_background`).
 """
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
 
 from .pixels import as_mask, fill_masked, parabola_vertex
 
-__all__ = ["locate_peak", "estimate_background", "subtract_background"]
+__all__ = ["locate_peak", "BackgroundEstimate", "estimate_background", "subtract_background"]
 
 
 #: Fraction of "strong" pixels (clearly above the background in the raw map)
@@ -76,51 +78,155 @@ def locate_peak(intensity: np.ndarray, mask: np.ndarray | None = None, *,
 # Background
 # ---------------------------------------------------------------------------
 
-def estimate_background(intensity: np.ndarray, mask: np.ndarray | None = None, *,
-                        corner_fraction: float = 0.125) -> float:
-    """Flat background per pixel, from the map's far corners.
+@dataclass
+class BackgroundEstimate:
+    """A flat background per pixel and how it was decided.
 
-    Each of the ``2**ndim`` corner blocks (``corner_fraction`` of every axis,
-    at least 4 pixels) gives the mean of its unmasked pixels after clipping
-    outliers (unmasked hot pixels, a streak) above ``mean + 5 sqrt(mean + 1)``;
-    the background is the smallest of these means. The smallest, because the
-    tails of the truncation rods and of the patch reach some corners and only
-    ever add counts; a mean rather than a median, because the median of
-    Poisson counts of a few per pixel is stuck on an integer.
+    Attributes
+    ----------
+    value, err
+        Counts per pixel and the standard error of the floor's fit.
+    note
+        One human-readable line.
+    """
+
+    value: float
+    err: float
+    note: str
+
+
+#: Powers tried for the decay of the film's rods along q_z far from the
+#: peak: 2 for sharp interfaces, faster for rough ones.
+_DECAY_POWERS = (2.0, 3.0, 4.0)
+
+
+def _floor_fit(columns: np.ndarray, weights: np.ndarray, decay: np.ndarray):
+    """Least-squares ``I = b + a_c f(z)`` with one ``a_c`` per column and one
+    floor ``b`` (closed form: ``a_c`` eliminated column by column); returns
+    ``(b, err_b, chi2_per_dof, model)``."""
+    w, f, y = weights, decay, columns
+    swf2 = np.sum(w * f * f, axis=1)
+    swf = np.sum(w * f, axis=1)
+    swy = np.sum(w * y, axis=1)
+    swfy = np.sum(w * f * y, axis=1)
+    ok = swf2 > 0
+    num = np.sum(swy) - np.sum(swfy[ok] * swf[ok] / swf2[ok])
+    den = np.sum(w) - np.sum(swf[ok] ** 2 / swf2[ok])
+    if den <= 0:
+        return 0.0, np.inf, np.inf, np.zeros_like(y)
+    b = num / den
+    a = np.where(ok, (swfy - b * swf) / np.where(ok, swf2, 1.0), 0.0)
+    # the fringes and a texture's streaks misfit a few columns badly: scale
+    # the error by the median normalized residual (0.455 for pure noise),
+    # not the mean, so they do not swamp the floor's significance
+    model = b + a[:, None] * f
+    z2 = (w * (y - model) ** 2)[w > 0]
+    chi2 = float(np.median(z2) / 0.455) if z2.size else np.inf
+    return float(b), float(np.sqrt(max(chi2, 1.0) / den)), chi2, model
+
+
+def _robust_floor_fit(means: np.ndarray, counted: np.ndarray, decay: np.ndarray):
+    """:func:`_floor_fit` with Poisson weights from the model, not the counts
+    (weights from the counts favour the low fluctuations and pull the floor
+    down: iteratively reweighted from a flat first guess), and every column
+    weighed down by its own misfit, so that a rod the power law does not
+    describe (a streak of diffuse intensity, fringes a bin does not average
+    out) cannot drag the shared floor."""
+    model = np.full(means.shape, max(float(np.mean(means)), 1.0))
+    trust = np.ones((len(means), 1))
+    for _ in range(5):
+        weights = np.where(counted > 0, counted / np.maximum(model, 0.05), 0.0)
+        fit = _floor_fit(means, weights * trust, decay)
+        model = fit[3]
+        misfit = np.sum(weights * (means - model) ** 2, axis=1) / np.maximum(
+            np.sum(counted > 0, axis=1), 1)
+        trust = 1.0 / np.maximum(misfit, 1.0)[:, None]
+    return fit
+
+
+def estimate_background(intensity: np.ndarray, mask: np.ndarray | None = None, *,
+                        peak=None, min_distance: float | None = None,
+                        significance: float = 5.0) -> BackgroundEstimate:
+    """A flat background per pixel, only where the map shows one.
+
+    Far from the film peak along ``q_z`` every rod of the film decays as a
+    power of the distance (``1/dq**2`` for sharp interfaces, faster for rough
+    ones); a background is the floor that this decay approaches. Every
+    in-plane position (column) ``c`` gets ``I = b + a_c / |z - z0|**p``,
+    one amplitude per column and one floor ``b`` for the map, fitted by
+    weighted least squares (Poisson weights) on the pixels at least
+    ``min_distance`` from the peak along ``z``, ``p`` in 2, 3, 4 (the best
+    fit). The floor is kept only if it stands ``significance`` standard
+    errors above zero; otherwise the counts far from the peak are the
+    signal's own decay (the diffuse intensity of sharp walls reaches the
+    map's corners) and the background is zero.
 
     Parameters
     ----------
     intensity
-        Counts, shape ``(nx[, ny], nz)``.
+        Counts, shape ``(nx[, ny], nz)``, out-of-plane axis last.
     mask
-        Bool, same shape; ``True`` = not measured.
-    corner_fraction
-        Size of a corner block as a fraction of each axis.
+        Bool, same shape; ``True`` = not measured (a masked substrate rod
+        included).
+    peak
+        Bragg peak position per axis (pixels); the brightest feature if None.
+    min_distance
+        Pixels along ``z`` kept clear of the peak; an eighth of the axis if
+        None.
+    significance
+        How many standard errors above zero the floor must stand.
 
     Returns
     -------
-    float: counts per pixel (0 if no corner pixel is measured).
+    BackgroundEstimate
     """
     intensity = np.asarray(intensity, float)
     mask = as_mask(intensity, mask)
-    sizes = [max(4, int(round(corner_fraction * n))) for n in intensity.shape]
-    sizes = [min(s, n) for s, n in zip(sizes, intensity.shape)]
-    means = []
-    for corner in np.ndindex(*(2,) * intensity.ndim):
-        sl = tuple(slice(0, s) if c == 0 else slice(n - s, n)
-                   for c, s, n in zip(corner, sizes, intensity.shape))
-        values = intensity[sl][~mask[sl]]
-        if values.size < 4:
+    nz = intensity.shape[-1]
+    if peak is None:
+        peak = locate_peak(intensity, mask)
+    z0 = float(np.asarray(peak, float)[-1])
+    if min_distance is None:
+        min_distance = max(nz / 8, 4.0)
+    dz = np.abs(np.arange(nz) - z0)
+    far = dz >= min_distance
+    columns = np.where(mask, 0.0, np.nan_to_num(intensity)).reshape(-1, nz)[:, far]
+    measured = ~mask.reshape(-1, nz)[:, far]
+    if measured.sum() < 16:
+        return BackgroundEstimate(0.0, np.inf, "background 0 counts/pixel: too few pixels far "
+                                  "from the peak")
+    # whole fringes summed (bins of 4 pixels along z, each side of the peak
+    # apart), so the rods' smooth decay describes them
+    n_bin = 4
+    sums, counted, centres, side_of = [], [], [], []
+    for sign, side in ((-1.0, np.arange(nz)[far] < z0), (1.0, np.arange(nz)[far] > z0)):
+        keep = (int(side.sum()) // n_bin) * n_bin
+        if keep == 0:
             continue
-        keep = values
-        for _ in range(5):  # iterative clipping of upward outliers only
-            m = keep.mean()
-            new = values[values <= m + 5 * np.sqrt(max(m, 0) + 1)]
-            if new.size == keep.size or new.size == 0:
-                break
-            keep = new
-        means.append(float(keep.mean()))
-    return max(min(means), 0.0) if means else 0.0
+        idx = np.flatnonzero(side)[:keep] if side[0] else np.flatnonzero(side)[-keep:]
+        sums.append(columns[:, idx].reshape(len(columns), -1, n_bin).sum(axis=2))
+        counted.append(measured[:, idx].reshape(len(columns), -1, n_bin).sum(axis=2))
+        centres.append(dz[far][idx].reshape(-1, n_bin).mean(axis=1))
+        side_of.append(np.full(keep // n_bin, sign))
+    sums, counted, centres, side_of = (np.concatenate(v, axis=-1)
+                                       for v in (sums, counted, centres, side_of))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = np.where(counted > 0, sums / counted, 0.0)
+    # the power and the origin of the decay (the film peak found to a
+    # fraction of a pixel) are chosen by the fit
+    best = None
+    for power in _DECAY_POWERS:
+        for shift in (-1.0, -0.5, 0.0, 0.5, 1.0):
+            decay = np.broadcast_to((centres + shift * np.sign(side_of)) ** -power, means.shape)
+            fit = _robust_floor_fit(means, counted, decay)
+            if best is None or fit[2] < best[2]:
+                best = fit[:3] + (power,)
+    b, err, chi2, power = best
+    if b > significance * err and b > 0:
+        return BackgroundEstimate(b, err, f"background {b:.3g} counts/pixel (± {err:.2g}): the "
+                                  f"floor that the rods' 1/dq^{power:g} decay approaches")
+    return BackgroundEstimate(0.0, err, f"background 0 counts/pixel: no floor under the rods' "
+                              f"decay (fitted {b:.2g} ± {err:.2g})")
 
 
 def subtract_background(intensity: np.ndarray, background: float,
@@ -130,7 +236,7 @@ def subtract_background(intensity: np.ndarray, background: float,
 
     Warns (``UserWarning``) when the clipping touches more than
     ``warn_fraction`` of the *strong* pixels, those clearly above the
-    background estimated from the corners (5 sigma): a sign that
+    background estimated by :func:`estimate_background` (5 sigma): a sign that
     ``background`` is too large and is eating signal.
 
     Parameters
@@ -149,7 +255,7 @@ def subtract_background(intensity: np.ndarray, background: float,
     intensity = np.asarray(intensity, float)
     mask = as_mask(intensity, mask)
     good = ~mask
-    floor = estimate_background(intensity, mask)
+    floor = estimate_background(intensity, mask).value
     strong = good & (intensity > floor + 5 * np.sqrt(floor + 1))
     n_strong = int(strong.sum())
     if n_strong:
@@ -157,7 +263,7 @@ def subtract_background(intensity: np.ndarray, background: float,
         if clipped > warn_fraction * n_strong:
             warnings.warn(f"subtracting a background of {background:.4g} counts per pixel "
                           f"clips {100 * clipped / n_strong:.1f} % of the pixels with signal "
-                          f"(the corners suggest {floor:.4g}); the background may be too large",
+                          f"(the map suggests {floor:.4g}); the background may be too large",
                           UserWarning, stacklevel=2)
     out = np.where(good, np.nan_to_num(intensity) - background, 0.0)
     return np.clip(out, 0.0, None)

@@ -10,9 +10,10 @@ import numpy as np
 
 from ..errors import InputError, ParameterError
 from ..io import ReciprocalSpaceMap
+from .bragg import locate_bragg_peak, specular_rod_mask
 from .crop import bin_map, centre_and_crop
 from .measure import measure_patch, measure_period, measure_thickness
-from .peak import estimate_background, locate_peak, subtract_background
+from .peak import estimate_background, subtract_background
 from .pixels import as_mask
 
 __all__ = ["PreparedMap", "prepare"]
@@ -105,14 +106,40 @@ def _q_steps(rsm: ReciprocalSpaceMap) -> tuple:
 # The whole stage
 # ---------------------------------------------------------------------------
 
+def _given_peak(bragg_peak: str, rsm: ReciprocalSpaceMap) -> tuple:
+    """Pixel position of a ``bragg_peak`` given as ``"qx,qz"`` (or
+    ``"qx,qy,qz"``) in 1/angstrom."""
+    try:
+        values = [float(v) for v in str(bragg_peak).replace(";", ",").split(",")]
+    except ValueError:
+        values = []
+    if len(values) != rsm.intensity.ndim:
+        raise ParameterError(f"bragg_peak must be {rsm.intensity.ndim} numbers 'qx,"
+                             f"{'qy,' if rsm.intensity.ndim == 3 else ''}qz' in 1/angstrom, "
+                             f"got {bragg_peak!r}")
+    position = []
+    for a, (v, q) in enumerate(zip(values, rsm.q)):
+        q = np.asarray(q, float)
+        if not q[0] <= v <= q[-1]:
+            raise ParameterError(f"bragg_peak {v:g} 1/angstrom is outside the map's axis {a} "
+                                 f"({q[0]:.4g} to {q[-1]:.4g})")
+        position.append(float(np.interp(v, q, np.arange(len(q)))))
+    return tuple(position)
+
+
 def prepare(rsm: ReciprocalSpaceMap, *, period_nm: float = 0.0, thickness_nm: float = 0.0,
-            bin: int = 1, background: float = -1.0, crop=None) -> PreparedMap:
+            bin: int = 1, background: float = -1.0, crop=None, bragg_peak: str = "",
+            mask_specular: str = "auto") -> PreparedMap:
     """Prepare a map for phasing and measure the texture on it.
 
-    Steps: locate the Bragg peak; estimate (``background < 0``) and subtract
-    a flat background; cut a window with the peak at ``n // 2`` of every
-    axis; measure the period, thickness and coherent patch on that window
-    (before binning, at full resolution); bin.
+    Steps: find the Bragg peak from the lattice and the satellites
+    (:func:`~nanotools.preprocess.bragg.locate_bragg_peak`); find and mask a
+    substrate rod on the specular line
+    (:func:`~nanotools.preprocess.bragg.specular_rod_mask`), then find the
+    peak again without it; estimate (``background < 0``) and subtract a flat
+    background; cut a window with the peak at ``n // 2`` of every axis;
+    measure the period, thickness and coherent patch on that window (before
+    binning, at full resolution); bin.
 
     Parameters
     ----------
@@ -121,15 +148,21 @@ def prepare(rsm: ReciprocalSpaceMap, *, period_nm: float = 0.0, thickness_nm: fl
     period_nm
         Texture period (nm); 0 = measure from the satellite spacing.
     thickness_nm
-        Film thickness (nm); 0 = measure from the thickness fringes.
+        Film thickness (nm); 0 = measure from the Patterson function.
     bin
         Binning factor along every axis (1 = none).
     background
         Flat background (counts per pixel); negative = estimate from the
-        map's far corners.
+        floor the signal's decay approaches (zero when there is none).
     crop
         Window size in pixels of the input map (one int, or one per axis;
         None = the largest window centred on the peak that fits).
+    bragg_peak
+        ``"qx,qz"`` (``"qx,qy,qz"`` for a 3-D map) in 1/angstrom: the Bragg
+        peak's position, overriding the search; ``""`` = find it.
+    mask_specular
+        {"auto", "yes", "no"}: mask a substrate rod on the specular line
+        where a substrate peak is found; always; never.
 
     Returns
     -------
@@ -142,7 +175,8 @@ def prepare(rsm: ReciprocalSpaceMap, *, period_nm: float = 0.0, thickness_nm: fl
         measured and no satellites or fringes are found; the message names
         ``rsm.source``.
     ParameterError
-        If ``bin`` or ``crop`` is not usable.
+        If ``bin``, ``crop``, ``bragg_peak`` or ``mask_specular`` is not
+        usable.
     """
     source = rsm.source or None
     intensity = np.asarray(rsm.intensity, float)
@@ -161,20 +195,39 @@ def prepare(rsm: ReciprocalSpaceMap, *, period_nm: float = 0.0, thickness_nm: fl
     if isinstance(bin, bool) or int(bin) != bin or bin < 1:
         raise ParameterError(f"bin must be an integer >= 1, got {bin!r}")
     bin = int(bin)
+    if mask_specular not in ("auto", "yes", "no"):
+        raise ParameterError(f"mask_specular must be auto, yes or no, got {mask_specular!r}")
     q_step0 = _q_steps(rsm)
     notes: list[str] = []
 
-    peak = locate_peak(intensity, mask)
-    notes.append("Bragg peak at pixel (" + ", ".join(f"{p:.2f}" for p in peak) + ")")
+    given = _given_peak(bragg_peak, rsm) if bragg_peak not in (None, "") else None
+    if given is None:
+        found = locate_bragg_peak(intensity, mask, rsm.q, axis_names=rsm.axis_names,
+                                  metadata=rsm.metadata)
+        in_plane = found.position_px[:-1]
+    else:
+        in_plane = given[:-1]
+    rod, rod_note = specular_rod_mask(intensity, mask, in_plane, mode=mask_specular)
+    notes.append(rod_note)
+    mask = mask | rod
+    if given is None:
+        found = locate_bragg_peak(intensity, mask, rsm.q, axis_names=rsm.axis_names,
+                                  metadata=rsm.metadata)
+        peak = np.array(found.position_px)
+        notes.append(found.note)
+    else:
+        peak = np.array(given)
+        notes.append("Bragg peak at pixel (" + ", ".join(f"{p:.2f}" for p in peak)
+                     + f"): given as bragg_peak = {bragg_peak}")
 
-    corners = estimate_background(intensity, mask)
+    estimate = estimate_background(intensity, mask, peak=peak)
     if background is None or background < 0:
-        background = corners
-        notes.append(f"background {background:.4g} counts/pixel from the far corners")
+        background = estimate.value
+        notes.append(estimate.note)
     else:
         background = float(background)
         notes.append(f"background {background:.4g} counts/pixel as given "
-                     f"(the corners suggest {corners:.4g})")
+                     f"(the map suggests {estimate.value:.4g})")
     clipped = subtract_background(intensity, background, mask)
 
     window = centre_and_crop(clipped, mask, peak, crop=crop, bin=bin)
@@ -183,7 +236,7 @@ def prepare(rsm: ReciprocalSpaceMap, *, period_nm: float = 0.0, thickness_nm: fl
     raw_window = centre_and_crop(np.where(mask, 0.0, np.nan_to_num(intensity) - background),
                                  mask, peak, crop=crop, bin=bin)
     meas_peak = np.array([p - s for p, s in zip(peak, window.start)])
-    in_plane = 0
+    in_plane_axis = 0
     out_axis = intensity.ndim - 1
 
     def _measure(func, what, **kw):
@@ -196,19 +249,25 @@ def prepare(rsm: ReciprocalSpaceMap, *, period_nm: float = 0.0, thickness_nm: fl
         period, period_err = float(period_nm), 0.0
         notes.append(f"period {period:.2f} nm as given")
     else:
-        m = _measure(measure_period, "period", axis=in_plane, centre=meas_peak[in_plane])
+        m = _measure(measure_period, "period", axis=in_plane_axis, centre=meas_peak[in_plane_axis])
         period, period_err = m.value_nm, m.err_nm
         notes.append(m.note)
     if thickness_nm and thickness_nm > 0:
         thickness, thickness_err = float(thickness_nm), 0.0
         notes.append(f"thickness {thickness:.2f} nm as given")
     else:
-        m = _measure(measure_thickness, "thickness", axis=out_axis, peak=meas_peak)
+        # on the whole map, not the window: the Patterson function does not
+        # depend on where the peak is, and every row sharpens its edge
+        try:
+            m = measure_thickness(np.where(mask, 0.0, np.nan_to_num(intensity) - background),
+                                  mask, q_step0, axis=out_axis)
+        except InputError as exc:
+            raise InputError(f"{exc.message} (thickness)", source) from None
         thickness, thickness_err = m.value_nm, m.err_nm
         notes.append(m.note)
     try:
         m = measure_patch(raw_window.intensity, raw_window.mask, q_step0, period_nm=period,
-                          axis=in_plane, centre=meas_peak[in_plane])
+                          axis=in_plane_axis, centre=meas_peak[in_plane_axis])
         patch = m.value_nm
         notes.append(m.note)
     except InputError as exc:

@@ -1,0 +1,323 @@
+"""Where the Bragg peak is (:func:`locate_bragg_peak`), from the lattice and
+the satellites rather than the brightest pixel, and the substrate's peak and
+truncation rod on the specular line (:func:`specular_rod_mask`).
+
+Why not the brightest pixel: for a displacement wave of phase amplitude
+``a`` the zeroth order has weight ``J0(a)**2`` and the first ``J1(a)**2``,
+so above ``a = 1.43`` rad the first satellite is brighter; and a substrate
+peak a few fringes from the film peak is often orders of magnitude brighter
+than the film. In-plane, an epitaxial film shares the substrate's lattice:
+``q_x = q_y = 0`` for a specular reflection, integer ``H, K`` in r.l.u.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from .measure import satellite_comb
+from .peak import locate_peak
+from .pixels import as_mask, fill_masked, parabola_vertex
+
+__all__ = ["BraggPeak", "lattice_position", "locate_bragg_peak", "specular_rod_mask"]
+
+#: A comb tooth further than this from the lattice position (in satellite
+#: spacings, and at least one pixel) means the q axis is offset; the tooth
+#: nearest the lattice position is then taken.
+_LATTICE_TOLERANCE = 0.15
+
+#: Two adjacent pixels of a resolution-limited peak hold this many times the
+#: two pixels that flank them along q_z (3.5 or more for a Lorentzian of
+#: half width 0.5 pixel or less; at most 2.3 for the central fringe of a
+#: film sampled 2.6 times or more finely than its thickness).
+_SHARP_RATIO = 3.0
+
+
+@dataclass
+class BraggPeak:
+    """The film's Bragg peak in a map and how it was found.
+
+    Attributes
+    ----------
+    position_px
+        Sub-pixel position per axis (pixels of the input map).
+    reasons
+        One line per axis: where the position came from.
+    """
+
+    position_px: tuple
+    reasons: tuple
+
+    @property
+    def note(self) -> str:
+        where = ", ".join(f"{p:.2f}" for p in self.position_px)
+        return f"Bragg peak at pixel ({where}): " + "; ".join(self.reasons)
+
+
+def lattice_position(q: np.ndarray, *, axis_name: str = "", metadata: dict | None = None):
+    """Where the reciprocal lattice puts an in-plane Bragg position on one axis.
+
+    An axis converted from r.l.u. (``metadata["unit_conversion"]`` names it,
+    as :func:`nanotools.io.read_map` records) puts it at the integer ``H``
+    (or ``K``) nearest the map's centre, ``q = 2 pi H / a``; an axis in
+    absolute 1/angstrom at ``q = 0``, the specular rod. None when that ``q``
+    is outside the map.
+
+    Parameters
+    ----------
+    q
+        The axis (1/angstrom, increasing), shape ``(n,)``.
+    axis_name
+        Its name in the file.
+    metadata
+        ``ReciprocalSpaceMap.metadata``.
+
+    Returns
+    -------
+    ``(position_px, reason)`` or None.
+    """
+    q = np.asarray(q, float)
+    metadata = metadata or {}
+    target, reason = 0.0, "q = 0 on this absolute axis: the specular rod (lattice)"
+    for line in metadata.get("unit_conversion", ()):
+        found = re.match(r"'(.+)' r\.l\.u\. x 2 pi / ([0-9.eE+-]+) angstrom", str(line))
+        if found and found.group(1) == axis_name:
+            a = float(found.group(2))
+            index = int(np.round(np.mean(q) * a / (2 * np.pi)))
+            target = 2 * np.pi * index / a
+            reason = f"{axis_name} = {index} r.l.u. (lattice, a = {a:g} angstrom)"
+    if not q[0] <= target <= q[-1]:
+        return None
+    return float(np.interp(target, q, np.arange(len(q)))), reason
+
+
+def _zeroth_tooth(comb, n: int) -> float:
+    """The comb tooth of the zeroth order: the one nearest the centroid of
+    the satellites' intensity. The first moment of ``|F(q_x)|**2`` is the
+    mean phase gradient along ``x``, zero for a periodic displacement, so the
+    centroid sits on the zeroth order whichever satellite is brightest."""
+    profile = np.nan_to_num(comb.profile)
+    profile = np.clip(profile - np.percentile(profile, 5), 0.0, None)
+    centre = comb.origin_px + comb.spacing_px * comb.orders[np.argmax(
+        [profile[int(round(p))] for p in comb.positions_px])]
+    for _ in range(5):  # a window symmetric about the current guess
+        half = int(min(centre, n - 1 - centre))
+        lo, hi = int(round(centre)) - half, int(round(centre)) + half
+        x = np.arange(lo, hi + 1)
+        centroid = float(np.sum(x * profile[lo:hi + 1]) / max(profile[lo:hi + 1].sum(), 1e-300))
+        k = np.round((centroid - comb.origin_px) / comb.spacing_px)
+        new = comb.origin_px + k * comb.spacing_px
+        if abs(new - centre) < 0.5:
+            break
+        centre = new
+    return float(new)
+
+
+def _film_peak_z(intensity: np.ndarray, mask: np.ndarray):
+    """Out-of-plane position of the film peak and why: the maximum of the
+    rods summed over the map (sub-pixel by a parabola through the log of
+    three samples), unless the centroid of the intensity along ``q_z`` (in a
+    window symmetric about it) is more than half a fringe away. By Parseval the
+    first moment of ``|F|**2`` along ``q_z`` is the film's mean phase
+    gradient along ``z``, which a texture shifts little (its displacement
+    averages out over a period), while the maximum can sit fringes away from
+    ``G`` (tilted domains, a first satellite brighter than the zeroth
+    order)."""
+    others = tuple(range(intensity.ndim - 1))
+    filled = fill_masked(intensity, mask)
+    profile = filled.sum(axis=others)
+    rows_masked = mask.mean(axis=others) > 0.5  # a gap along z: interpolate
+    z = np.arange(len(profile), dtype=float)
+    if rows_masked.any() and not rows_masked.all():
+        profile[rows_masked] = np.interp(z[rows_masked], z[~rows_masked], profile[~rows_masked])
+    i = int(np.argmax(ndimage.gaussian_filter1d(profile, 1.0)))
+    lo, hi = max(i - 1, 0), min(i + 2, len(profile))
+    i = lo + int(np.argmax(profile[lo:hi]))
+    top = float(i)
+    if 0 < i < len(profile) - 1 and np.all(profile[i - 1:i + 2] > 0):
+        top += float(np.clip(parabola_vertex(*np.log(profile[i - 1:i + 2])), -0.5, 0.5))
+    centre = top
+    for _ in range(20):
+        c = int(round(centre))
+        half = min(c, len(profile) - 1 - c)
+        if half < 2:
+            break
+        window = slice(c - half, c + half + 1)
+        weights = np.clip(profile[window], 0.0, None)
+        new = float(np.sum(z[window] * weights) / max(weights.sum(), 1e-300))
+        if abs(new - centre) < 0.01:
+            centre = new
+            break
+        centre = new
+    # the maximum is the more precise where the two agree; a centroid more
+    # than half a fringe away means the maximum is a fringe of a displaced rod
+    right = np.flatnonzero((np.diff(profile[i:]) > 0))
+    left = np.flatnonzero((np.diff(profile[:i + 1][::-1]) > 0))
+    fringe = float(np.mean([r[0] if r.size else np.inf for r in (left, right)]))
+    if abs(centre - top) > max(0.5 * fringe, 1.0):
+        return centre, (f"out-of-plane: centroid of the map's intensity along q_z (the film's "
+                        f"mean lattice); the brightest row is {top - centre:+.1f} pixels from it")
+    return top, ("out-of-plane: maximum of the rods summed over the map (the centroid "
+                 f"agrees within {abs(centre - top):.1f} pixels)")
+
+
+def locate_bragg_peak(intensity: np.ndarray, mask: np.ndarray | None, q: tuple, *,
+                      axis_names: tuple = (), metadata: dict | None = None) -> BraggPeak:
+    """Find the film's Bragg peak from physics, not from the brightest pixel.
+
+    In-plane (every axis but the last): the reciprocal lattice
+    (:func:`lattice_position`) where the axis says it; a comb of satellites
+    (:func:`~nanotools.preprocess.measure.satellite_comb`) whose tooth is
+    more than 15 % of a spacing from it moves it to that tooth (an offset q
+    axis). Without the lattice, the comb tooth nearest the satellites'
+    intensity centroid (the zeroth order even where ``J0 < J1``); without
+    satellites either, the brightest feature. Out-of-plane: the maximum of
+    the rods summed over the map, or the centroid of the intensity along
+    ``q_z`` where it is more than half a fringe away (:func:`_film_peak_z`).
+    Mask a substrate rod first (:func:`specular_rod_mask`).
+
+    Parameters
+    ----------
+    intensity
+        Counts, shape ``(nx[, ny], nz)``, out-of-plane axis last.
+    mask
+        Bool, same shape, or None; ``True`` = not measured.
+    q
+        One increasing axis per dimension (1/angstrom).
+    axis_names, metadata
+        ``ReciprocalSpaceMap.axis_names`` and ``.metadata`` (an axis
+        converted from r.l.u. is recognised there).
+
+    Returns
+    -------
+    BraggPeak
+    """
+    intensity = np.asarray(intensity, float)
+    mask = as_mask(intensity, mask)
+    names = tuple(axis_names) + ("",) * intensity.ndim
+    position, reasons = [], []
+    brightest = None
+    for a in range(intensity.ndim - 1):
+        n = intensity.shape[a]
+        lattice = lattice_position(q[a], axis_name=names[a], metadata=metadata)
+        comb = satellite_comb(intensity, mask, axis=a)
+        if lattice is not None:
+            p, why = lattice
+            if comb is not None:
+                k = np.round((p - comb.origin_px) / comb.spacing_px)
+                tooth = comb.origin_px + k * comb.spacing_px
+                if abs(tooth - p) > max(1.0, _LATTICE_TOLERANCE * comb.spacing_px):
+                    why = (f"the satellite nearest the lattice position ({why}, pixel {p:.2f}) "
+                           f"is {tooth - p:+.2f} pixels from it: the q axis looks offset; "
+                           "the satellite is taken")
+                    p = tooth
+        elif comb is not None:
+            p = _zeroth_tooth(comb, n)
+            why = (f"centre of the comb of {len(comb.orders)} satellites along axis {a} "
+                   "(the order nearest their intensity centroid)")
+        else:
+            if brightest is None:
+                brightest = locate_peak(intensity, mask)
+            p = float(brightest[a])
+            why = f"brightest feature along axis {a} (no lattice, no satellites)"
+        position.append(float(p))
+        reasons.append(why)
+    z, why = _film_peak_z(intensity, mask)
+    position.append(z)
+    reasons.append(why)
+    return BraggPeak(tuple(position), tuple(reasons))
+
+
+def _pair_ratio(column: np.ndarray, i: int) -> float:
+    """How sharp the peak at ``i`` of a profile is: its brighter adjacent
+    pair over the two pixels flanking that pair."""
+    n = len(column)
+    j = i if (i + 1 < n and (i == 0 or not column[i + 1] < column[i - 1])) else i - 1
+    if j < 1 or j + 2 >= n:
+        return 0.0
+    four = column[j - 1:j + 3]
+    if not np.all(np.isfinite(four)):  # beside a gap: no verdict
+        return 0.0
+    flank = column[j - 1] + column[j + 2]
+    return float((column[j] + column[j + 1]) / max(flank, 1.0))
+
+
+def specular_rod_mask(intensity: np.ndarray, mask: np.ndarray | None, in_plane: tuple, *,
+                      mode: str = "auto", reach_px: int = 3):
+    """Find a substrate peak and its truncation rod on the specular line and
+    mask the rod.
+
+    The substrate's Bragg peak lies on the specular line (the film's
+    in-plane Bragg position), usually a few fringes from the film peak and
+    far brighter; its truncation rod runs along the whole ``q_z`` axis,
+    resolution-limited across. Along that line film and substrate
+    interfere, which the film model cannot explain, so the rod's columns are
+    masked over the whole ``q_z`` range (left free in phasing). A peak is
+    the substrate's when the brightest pixel within ``reach_px`` of the line
+    is sharper along ``q_z`` than any film fringe can be (two adjacent
+    pixels hold ``_SHARP_RATIO`` times the two that flank them); the columns
+    masked are those where the peak's row is that sharp.
+
+    Parameters
+    ----------
+    intensity
+        Counts, shape ``(nx[, ny], nz)``.
+    mask
+        Bool, same shape, or None.
+    in_plane
+        In-plane position of the specular line (pixels), one per in-plane
+        axis.
+    mode
+        {"auto", "yes", "no"}: find it; mask the line's columns (``reach_px``
+        // 3 either side, at least the nearest) even if no peak is found; do
+        nothing.
+
+    Returns
+    -------
+    ``(rod_mask, note)``: bool array of the map's shape (``True`` = the
+    rod's pixels) and one line saying what was found, or an empty string
+    when nothing was looked for.
+    """
+    intensity = np.asarray(intensity, float)
+    mask = as_mask(intensity, mask)
+    rod = np.zeros(intensity.shape, bool)
+    if mode == "no":
+        return rod, "substrate rod: not looked for (mask_specular = no)"
+    data = np.where(mask, np.nan, intensity)
+    near = tuple(slice(max(int(round(p)) - reach_px, 0), int(round(p)) + reach_px + 1)
+                 for p in in_plane) + (slice(0, intensity.shape[-1]),)
+    band = data[near]
+    if not np.isfinite(band).any():
+        return rod, "no substrate peak on the specular line (not measured there)"
+    top = np.unravel_index(np.nanargmax(band), band.shape)
+    peak = tuple(int(s.start + t) for s, t in zip(near, top))
+    sharp = _pair_ratio(data[peak[:-1]], peak[-1]) > _SHARP_RATIO and data[peak] > 100
+    if sharp:
+        # the columns where the peak's row stays that sharp, outward from it
+        z = peak[-1]
+        columns = np.zeros(band.shape[:-1], bool)
+        for idx in np.ndindex(*band.shape[:-1]):
+            full = tuple(s.start + i for s, i in zip(near[:-1], idx))
+            column = data[full]
+            columns[idx] = (_pair_ratio(column, z) > _SHARP_RATIO
+                            or _pair_ratio(column, z + 1) > _SHARP_RATIO
+                            or _pair_ratio(column, z - 1) > _SHARP_RATIO)
+        labels, _ = ndimage.label(columns)
+        keep = labels == labels[top[:-1]]
+        rod[near[:-1]] = keep[..., None]
+        where = ", ".join(str(int(p)) for p in peak)
+        note = (f"substrate peak at pixel ({where}), {_pair_ratio(data[peak[:-1]], z):.0f} "
+                f"times sharper along q_z than its flanks: its truncation rod "
+                f"({int(keep.sum())} column(s), {int(rod.sum())} pixels) masked, left free "
+                "in phasing")
+        return rod, note
+    if mode == "yes":
+        half = max(reach_px // 3, 0)
+        line = tuple(slice(max(int(round(p)) - half, 0), int(round(p)) + half + 1)
+                     for p in in_plane)
+        rod[line] = True
+        return rod, (f"specular rod masked as asked (mask_specular = yes): {int(rod.sum())} "
+                     "pixels; no substrate peak found")
+    return rod, "no substrate peak on the specular line"
