@@ -79,6 +79,18 @@ _LIST = [
        "", 0.0, 1.0),
     _P("min_cluster_fraction", 0.1, float, "patterns",
        "a cluster must hold at least this fraction of the supercells to be chosen", "", 0.0, 1.0),
+    _P("cluster_merge_factor", 2.0, float, "patterns",
+       "clusters whose averages lie closer than this many times their members' rms spread are "
+       "merged before choosing; 0 = never merge", "", 0.0, 10.0),
+    # -- trust (half maps and data misfit: nanotools.trust)
+    _P("trust_max_error", 0.07, float, "trust",
+       "a result is reliable only if its estimated complex error is at most this", "", 0.0),
+    _P("trust_max_misfit", 2.0, float, "trust",
+       "a result is reliable only if its runs' Fourier error is at most this multiple of the "
+       "Poisson noise floor", "", 1.0),
+    _P("trust_min_cells", 4, int, "trust",
+       "a result is reliable only if each half of the starts yields at least this many supercells",
+       "", 1),
 ]
 PARAMETERS: dict[str, Parameter] = {p.name: p for p in _LIST}
 
