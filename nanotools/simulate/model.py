@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import ParameterError
-from .io import ReciprocalSpaceMap
+from ..errors import ParameterError
+from ..io import ReciprocalSpaceMap
 
 __all__ = ["TEXTURES", "Simulation", "texture_field", "film_object", "simulate_map",
            "truth_supercell", "supercell_half_rows"]
