@@ -83,9 +83,9 @@ _LIST = [
        "clusters whose averages lie closer than this many times their members' rms spread are "
        "merged before choosing; 0 = never merge", "", 0.0, 10.0),
     # -- trust (half maps and data misfit: nanotools.trust)
-    _P("trust_max_error", 0.07, float, "trust",
+    _P("trust_max_error", 0.06, float, "trust",
        "a result is reliable only if its estimated complex error is at most this", "", 0.0),
-    _P("trust_max_misfit", 2.0, float, "trust",
+    _P("trust_max_misfit", 1.5, float, "trust",
        "a result is reliable only if its runs' Fourier error is at most this multiple of the "
        "Poisson noise floor", "", 1.0),
     _P("trust_min_cells", 4, int, "trust",

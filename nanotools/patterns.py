@@ -162,6 +162,8 @@ def locate_supercells(obj: np.ndarray, *, period_px: float, half_rows: int,
     amp2 = np.abs(obj) ** 2
     # film centre: centroid of the strong part of the vertical profile
     prof = amp2.sum(axis=0)
+    if not prof.max() > 0:  # an empty run (a collapsed phasing) holds no supercell
+        return np.zeros(0), float(nz // 2), np.zeros(nx)
     strong = prof >= 0.5 * prof.max()
     z_centre = float(np.sum(np.arange(nz)[strong] * prof[strong]) / prof[strong].sum())
     rows = np.clip(np.round(z_centre + np.arange(-half_rows, half_rows + 1)).astype(int), 0, nz - 1)

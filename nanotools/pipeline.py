@@ -4,7 +4,8 @@
 the stages the notebooks call one by one::
 
     read_map -> prepare -> phase_retrieval (chunks of starts) ->
-    find_supercells -> supercell_maps / prtf -> write_result
+    find_supercells -> estimate_trust (half maps, misfit) ->
+    supercell_maps / prtf -> write_result
 
 Phasing runs in chunks of starts. After each chunk the finished starts are
 saved to a checkpoint folder next to the result (``result.h5.partial/``),
@@ -212,7 +213,7 @@ def reconstruct_file(input_path: str | os.PathLike, out_path: str | os.PathLike,
     InputError, ParameterError
         Bad input or parameters (checked before any long computation).
     """
-    from . import analysis, patterns, preprocess
+    from . import analysis, patterns, preprocess, trust
 
     t0 = time.perf_counter()
     date = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
@@ -246,6 +247,13 @@ def reconstruct_file(input_path: str | os.PathLike, out_path: str | os.PathLike,
         if resumed:
             notes.append(f"resumed from a checkpoint with {resumed} finished starts")
         found = _call(patterns.find_supercells, phased, prepared, params=full, seed=seed)
+        notes.extend(str(n) for n in found.notes)
+        # each half of the starts through the same pattern recognition
+        find_kwargs = {k: v for k, v in full.items()
+                       if k in inspect.signature(patterns.find_supercells).parameters}
+        trusted = _call(trust.estimate_trust, phased, prepared, found, params=full,
+                        find_kwargs=dict(find_kwargs, seed=seed))
+        notes.extend(str(n) for n in trusted.notes)
     except NanotoolsError as exc:
         raise _naming(exc, input_path) from None
     best = found.best
@@ -258,7 +266,7 @@ def reconstruct_file(input_path: str | os.PathLike, out_path: str | os.PathLike,
         supercell=maps, patterns=found, phasing=phased, parameters=full, seed=seed,
         input_path=str(input_path), input_sha256=input_sha,
         phasing_time_s=float(phased.phasing_time_s), resolution=dict(resolution),
-        notes=notes, date=date, version=__version__)
+        notes=notes, date=date, version=__version__, trust=trusted)
     rec.wall_time_s = time.perf_counter() - t0
     write_result(out_path, rec, force=force)
     if folder is not None and folder.exists():
