@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 DEMO_OUT ?= demo-report
 
-.PHONY: demo test test-all bench quality clean
+.PHONY: demo test test-all bench quality quality-family clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ test-all: $(VENV)/.test-installed
 
 quality: $(VENV)/.test-installed
 	MPLBACKEND=agg $(BIN)/python benchmarks/quality.py
+
+# The validation family (issue 9): 40 draws at defaults, about 15 minutes.
+quality-family: $(VENV)/.test-installed
+	MPLBACKEND=agg $(BIN)/python benchmarks/quality.py --family 40 --json family.json --plot family_estimate.png
 
 bench: $(VENV)/.test-installed
 	$(BIN)/python -m pip install -q -e ".[bench]"

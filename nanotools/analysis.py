@@ -13,7 +13,8 @@ from scipy import optimize
 from .errors import ParameterError
 
 __all__ = ["SupercellMaps", "supercell_maps", "displacement", "strain",
-           "align_supercell", "compare_supercells", "fourier_shift", "prtf"]
+           "align_supercell", "compare_supercells", "fourier_shift", "prtf",
+           "best_integer_shift", "supercell_half_rows"]
 
 
 @dataclass
@@ -130,8 +131,43 @@ def _error(t: np.ndarray, r: np.ndarray) -> tuple[float, complex]:
     return float(np.linalg.norm(a * r - t) / np.linalg.norm(t)), a
 
 
-def _best_integer_shift(t: np.ndarray, r: np.ndarray, max_dz: int) -> tuple[int, int, float]:
-    """Cyclic x shift and bounded z shift of ``r`` maximising |<t, shifted r>|."""
+def supercell_half_rows(thickness_nm: float, dz_nm: float) -> int:
+    """``m`` such that rows ``-m..m`` around the film centre hold every pixel
+    the film touches (occupancy > 0).
+
+    Parameters
+    ----------
+    thickness_nm
+        Film thickness (nm).
+    dz_nm
+        Real-space pixel along the out-of-plane axis (nm).
+
+    Returns
+    -------
+    int
+        ``m``; a supercell has ``2 m + 1`` rows.
+    """
+    return max(int(np.ceil(thickness_nm / (2 * dz_nm) + 0.5 - 1e-9)) - 1, 0)
+
+
+def best_integer_shift(t: np.ndarray, r: np.ndarray, max_dz: int) -> tuple[int, int, float]:
+    """Cyclic x shift and bounded z shift of ``r`` maximising |<t, shifted r>|.
+
+    Parameters
+    ----------
+    t, r
+        Complex supercells, shape ``(n_cell, n_rows)`` (x cyclic, z rows).
+    max_dz
+        Largest z shift tried (rows), in both directions; rows shifted in
+        are zero.
+
+    Returns
+    -------
+    sx, sz : int
+        Shift of ``r`` along x (in ``-n_cell // 2 .. n_cell // 2``) and z.
+    overlap : float
+        ``|<t, shifted r>|`` at that shift.
+    """
     nx, nz = t.shape
     T = np.fft.fft(t, axis=0)
     best = (0, 0, -1.0)
@@ -204,7 +240,7 @@ def align_supercell(cell: np.ndarray, reference: np.ndarray, *, twin: bool | Non
     best = None
     for tw in ((False, True) if twin is None else (twin,)):
         r = np.conj(c[::-1, ::-1]) if tw else c
-        sx, sz, _ = _best_integer_shift(t, r, max_dz)
+        sx, sz, _ = best_integer_shift(t, r, max_dz)
 
         def cost(p):
             return _error(t, _apply(r, p[0], p[1], p[2] if ramp else 0.0,

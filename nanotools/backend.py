@@ -49,7 +49,7 @@ except ImportError:  # Windows: threads are still serialised, processes are not
     fcntl = None
 
 __all__ = ["Backend", "FFTPlan", "GaussianBlur", "get_backend", "gpu_available",
-           "fft_libraries", "wisdom_path"]
+           "fft_libraries", "wisdom_path", "region_index"]
 
 # FFTW plans are measured (estimated plans of these sizes are up to 5x
 # slower) but shared through a wisdom file, so every process on a machine
@@ -283,7 +283,7 @@ class Backend:
         if self._kernels is not None:
             self._kernels["region_amplitude"](p, support, corner[0], corner[1], corner[2], out)
             return
-        sl = _region(corner, out.shape)
+        sl = region_index(corner, out.shape)
         self.xp.multiply(self.xp.abs(p[sl]), support[sl], out=out)
 
     def box_mean(self, a, h: int, frac: float, out) -> None:
@@ -347,7 +347,7 @@ class Backend:
                 psi *= rt(c1)
             psi += rt(c2) * p
         if use_amp:
-            ps = p[_region(corner, target.shape)]
+            ps = p[region_index(corner, target.shape)]
             mag = xp.abs(ps)
             new = mag * rt(1 - strength)
             new += rt(strength) * target
@@ -356,7 +356,7 @@ class Backend:
         xp.copyto(psi, p, where=support)
 
 
-def _region(corner, shape) -> tuple:
+def region_index(corner, shape) -> tuple:
     """Index of the box of ``shape`` (``(n, bx, by, bz)``) at ``corner`` in a
     ``(n, nx, ny, nz)`` batch."""
     return (slice(None),) + tuple(slice(c, c + m) for c, m in zip(corner, shape[1:]))

@@ -28,10 +28,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .analysis import _best_integer_shift, displacement, fourier_shift
+from .analysis import best_integer_shift, displacement, fourier_shift, supercell_half_rows
 from .errors import InputError, ParameterError
 from .params import defaults as _defaults
-from .simulate import supercell_half_rows
 
 __all__ = ["ClusterAverage", "PatternResult", "sinusoidal_test_function", "locate_supercells",
            "cut_supercell", "align_supercells", "cluster_supercells", "merge_similar_clusters",
@@ -226,7 +225,7 @@ def _align_one(cell, ref, max_dz):
     best = None
     for tw in (False, True):
         r = np.conj(cell[::-1, ::-1]) if tw else cell
-        sx, sz, _ = _best_integer_shift(ref, r, max_dz)
+        sx, sz, _ = best_integer_shift(ref, r, max_dz)
         # sub-pixel: parabola through the correlation at the neighbours
         fx = _parabola([_corr(ref, fourier_shift(r, sx + d, sz)) for d in (-1, 0, 1)])
         fz = _parabola([_corr(ref, fourier_shift(r, sx, sz + d)) for d in (-1, 0, 1)])

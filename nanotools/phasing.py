@@ -25,7 +25,7 @@ from typing import Callable
 import numpy as np
 import scipy.ndimage
 
-from .backend import Backend, FFTPlan, GaussianBlur, _region, get_backend
+from .backend import Backend, FFTPlan, GaussianBlur, get_backend, region_index
 from .errors import ParameterError
 from .params import defaults as _defaults
 
@@ -463,7 +463,7 @@ class _LateralAmplitude:
             shape = (chunk_len * int(np.prod(region[:k])), region[k], -1)
             self._passes.append((bufs[k % 2].reshape(shape), bufs[(k + 1) % 2].reshape(shape)))
         self._input, self._mean = bufs[0], bufs[n_inplane_axes % 2]
-        self._index = _region(corner, (chunk_len,) + tuple(region))
+        self._index = region_index(corner, (chunk_len,) + tuple(region))
 
     def _average(self):
         """The box mean of ``_input`` along the in-plane axes (``_mean``)."""

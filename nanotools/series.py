@@ -294,7 +294,7 @@ def write_series(result: SeriesResult, *, force: bool = False) -> tuple[Path, Pa
     each atomically (temporary name, then rename)."""
     import h5py
 
-    from .io import _atomic_h5, _nx_entry
+    from .io.hdf5 import atomic_h5, nx_entry
     out_dir = Path(result.out_dir)
     h5_path, html_path = out_dir / "series.h5", out_dir / "series.html"
     if h5_path.exists() and not force:
@@ -303,7 +303,7 @@ def write_series(result: SeriesResult, *, force: bool = False) -> tuple[Path, Pa
     var = np.array([x.variable for x in e], float)
 
     def writer(h5):
-        entry = _nx_entry(h5, default="series")
+        entry = nx_entry(h5, default="series")
         g = entry.create_group("series")
         g.attrs["NX_class"] = "NXdata"
         g.attrs["signal"] = "period_nm"
@@ -334,7 +334,7 @@ def write_series(result: SeriesResult, *, force: bool = False) -> tuple[Path, Pa
         proc.create_dataset("wall_time_s", data=float(result.wall_time_s))
         proc.create_dataset("notes", data=json.dumps(result.notes), dtype=s)
 
-    _atomic_h5(h5_path, writer, force=True)  # fsynced temporary file, then rename
+    atomic_h5(h5_path, writer, force=True)  # fsynced temporary file, then rename
     tmp = html_path.with_name(f".{html_path.name}.{os.getpid()}.tmp")
     tmp.write_text(_html(result), encoding="utf-8")
     os.replace(tmp, html_path)

@@ -7,3 +7,5 @@ _spec = importlib.util.spec_from_file_location(
 _module = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_module)
 run_texture = _module.run_texture
+run_family_member = _module.run_family_member
+summarise = _module.summarise

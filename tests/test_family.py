@@ -155,3 +155,59 @@ def test_gaps_and_bad_pixels_are_masked():
             sl = slice(p["gap"]["start_px"], p["gap"]["start_px"] + p["gap"]["width_px"])
             gap = m.rsm.mask[sl] if p["gap"]["axis"] == "x" else m.rsm.mask[:, sl]
             assert gap.all()
+
+
+# ---------------------------------------------------------------------------
+# Family draws through the pipeline (the benchmark's own code)
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("seed, bound", [(17, 0.10), (43, 0.11), (57, 0.12)])
+def test_easy_family_draws_reconstructed(tmp_path, seed, bound):
+    """Three easy draws (one coherent patch, no substrate, weak phase, >1e8
+    counts) on small 128 x 64 maps, through ``reconstruct_file`` with 8 starts
+    of the default algorithm and 2 clusters (3 s each on 2 shared cores).
+    Measured complex errors: 0.073 (laminate), 0.079 (vortex), 0.087
+    (amplitude); the bounds leave about 0.03 of room."""
+    from benchmarks_quality import run_family_member
+    r = run_family_member(seed, params=dict(n_starts=8, n_clusters=2), folder=tmp_path,
+                          shape=(128, 64))
+    assert r["failure"] is None
+    assert r["error"] < bound
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="issue 9 not resolved: at defaults the first 12 draws "
+                   "give a median error of about 0.2 and preprocessing failures; remove this "
+                   "mark when the family meets the goal")
+def test_family_meets_the_issue_goal(tmp_path):
+    """Issue 9's acceptance check on the first 10 draws at defaults (about
+    3 minutes): at least 90 % within 0.05, none above 0.15, no failure."""
+    from benchmarks_quality import run_family_member, summarise
+    rows = [run_family_member(s, params={}, folder=tmp_path) for s in range(10)]
+    s = summarise(rows)
+    assert s["failures"] == 0
+    assert s["within_005"] >= 0.9
+    assert s["worst"] <= 0.15
+
+
+def test_benchmark_summary_counts_failures_and_the_estimate():
+    """The family table on made-up rows: a failure (inf) is the worst draw,
+    the quantiles take no interpolation through it, the estimate is judged
+    as issue 9 asks (above 0.10 flagged; otherwise within a factor of 2)."""
+    from benchmarks_quality import summarise
+
+    def row(seed, error, est=None, reliable=None):
+        return dict(seed=seed, error=error, seconds=10.0 + seed, estimated_error=est,
+                    reliable=reliable)
+
+    rows = [row(0, 0.02, 0.03, True), row(1, 0.04, 0.10, True), row(2, 0.30, 0.2, False),
+            row(3, 0.12, 0.05, True), row(4, float("inf"))]
+    s = summarise(rows)
+    assert s["failures"] == 1 and s["worst"] == float("inf")
+    assert s["median"] == 0.12 and s["p90"] == float("inf")
+    assert s["within_005"] == pytest.approx(0.4) and s["within_015"] == pytest.approx(0.6)
+    assert s["worst_seeds"][:2] == [4, 2]
+    e = s["estimate"]
+    assert (e["n"], e["above_010"], e["above_010_flagged"], e["unflagged_seeds"]) == (4, 2, 1, [3])
+    assert (e["at_most_010"], e["within_factor_2"]) == (2, 1)
+    assert summarise([row(0, 0.02)]).get("estimate") is None

@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from nanotools.errors import InputError, NanotoolsError, ParameterError
 from nanotools.io import ReciprocalSpaceMap, read_map, write_map
-from nanotools.simulate import simulate_map
+from nanotools.io.orientation import guess_out_of_plane
+from nanotools.simulate import TEXTURES, simulate_map
 
 
 @pytest.fixture(scope="module")
@@ -118,6 +119,21 @@ def test_undecidable_out_of_plane_warns_and_keeps_last_axis(tmp_path):
     assert back.axis_names == ("u", "v")
     assert back.out_of_plane_reason.startswith("assumed the file's last axis 'v'")
     assert read_map(path, out_of_plane="u").axis_names == ("v", "u")
+
+
+def test_out_of_plane_axis_found_on_a_transposed_map():
+    """guess_out_of_plane, the one out-of-plane detector, finds the
+    out-of-plane axis of simulated maps in any axis order."""
+    for texture in TEXTURES:
+        rsm = simulate_map(texture).rsm
+        assert guess_out_of_plane(rsm.intensity, ~rsm.mask, rsm.q, ("x", "z"))[0] == 1
+        assert guess_out_of_plane(rsm.intensity.T, ~rsm.mask.T, rsm.q[::-1], ("z", "x"))[0] == 0
+    rsm = simulate_map("bent_wave", shape=(64, 32, 64), pixel_nm=(2.0, 2.0, 1.0),
+                       thickness_nm=20.0).rsm
+    moved = np.moveaxis(rsm.intensity, 2, 0), np.moveaxis(~rsm.mask, 2, 0)
+    index, reason = guess_out_of_plane(*moved, (rsm.q[2], rsm.q[0], rsm.q[1]), ("z", "x", "y"))
+    assert index == 0
+    assert reason.startswith("data: the Bragg peak sits at |q|")
 
 
 def test_qm2_nxrefine_layout_rlu(tmp_path):
@@ -268,7 +284,7 @@ def test_wrong_mask_shape_and_axes(tmp_path, sim):
 
 
 def test_write_result_is_atomic_and_refuses_overwrite(tmp_path):
-    from nanotools.io import _atomic_h5
+    from nanotools.io.hdf5 import atomic_h5
 
     target = tmp_path / "result.h5"
     target.write_bytes(b"precious")
@@ -278,11 +294,11 @@ def test_write_result_is_atomic_and_refuses_overwrite(tmp_path):
         raise KeyboardInterrupt  # Ctrl-C in the middle of writing
 
     with pytest.raises(KeyboardInterrupt):
-        _atomic_h5(target, failing, force=True)
+        atomic_h5(target, failing, force=True)
     assert target.read_bytes() == b"precious"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["result.h5"]
     with pytest.raises(InputError, match="exists; pass force=True"):
-        _atomic_h5(target, lambda h5: None, force=False)
+        atomic_h5(target, lambda h5: None, force=False)
     assert target.read_bytes() == b"precious"
 
 

@@ -9,7 +9,8 @@ from nanotools.errors import InputError, ParameterError
 from nanotools.patterns import (align_supercells, cut_supercell, find_supercells,
                                 locate_supercells, merge_similar_clusters,
                                 sinusoidal_test_function)
-from nanotools.simulate import TEXTURES, simulate_map, supercell_half_rows
+from nanotools.analysis import supercell_half_rows
+from nanotools.simulate import TEXTURES, simulate_map
 
 from _small import prepared_from_truth, small_simulation
 

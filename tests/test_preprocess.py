@@ -11,7 +11,7 @@ from nanotools.errors import InputError
 from nanotools.io import ReciprocalSpaceMap
 from nanotools.preprocess import (PreparedMap, bin_map, centre_and_crop, estimate_background,
                                   locate_peak, measure_patch, measure_period, measure_thickness,
-                                  out_of_plane_score, prepare, subtract_background)
+                                  prepare, subtract_background)
 from nanotools.simulate import TEXTURES, simulate_map
 
 
@@ -187,19 +187,6 @@ def test_patch_width():
     sim = simulate_map("checkerboard", patch_periods=8.0)
     m = measure_patch(sim.rsm.intensity - 1.0, sim.rsm.mask, _steps(sim.rsm), period_nm=12.0)
     assert m.value_nm == pytest.approx(96.0, rel=0.15)
-
-
-def test_out_of_plane_axis_found_on_a_transposed_map():
-    for texture in TEXTURES:
-        sim = simulate_map(texture)
-        scores = out_of_plane_score(sim.rsm.intensity, sim.rsm.mask)
-        assert np.argmax(scores) == 1
-        scores_t = out_of_plane_score(sim.rsm.intensity.T, sim.rsm.mask.T)
-        assert np.argmax(scores_t) == 0
-    sim = simulate_map("bent_wave", shape=(64, 32, 64), pixel_nm=(2.0, 2.0, 1.0),
-                       thickness_nm=20.0)
-    moved = np.moveaxis(sim.rsm.intensity, 2, 0), np.moveaxis(sim.rsm.mask, 2, 0)
-    assert np.argmax(out_of_plane_score(*moved)) == 0
 
 
 # -- bad input -----------------------------------------------------------------

@@ -13,9 +13,9 @@ Two independent generators:
     sampled on its own q grid. Used to measure, not to tune.
 """
 from .family import FAMILY_TEXTURES, FamilyMember, draw_family_member
-from .model import (TEXTURES, Simulation, film_object, simulate_map, supercell_half_rows,
-                    texture_field, truth_supercell)
+from .model import (TEXTURES, Simulation, film_object, simulate_map, texture_field,
+                    truth_supercell)
 
 __all__ = ["TEXTURES", "Simulation", "texture_field", "film_object", "simulate_map",
-           "truth_supercell", "supercell_half_rows",
+           "truth_supercell",
            "FAMILY_TEXTURES", "FamilyMember", "draw_family_member"]

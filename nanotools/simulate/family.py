@@ -12,7 +12,7 @@ hand-written textures, one coherent patch, the map computed as the exact FFT
 of the very real-space grid that phasing uses, the Bragg peak exactly on a
 pixel, no substrate. Maps made any other way gave errors of 0.07-0.9.
 This module shares no texture or film code with it (only the row-count
-convention :func:`~nanotools.simulate.model.supercell_half_rows`, so that the
+convention :func:`~nanotools.analysis.supercell_half_rows`, so that the
 truth is laid out like the supercells the pipeline writes). It differs in:
 
 * **Textures drawn, not hand-picked.** ``"harmonic"``: a displacement wave of
@@ -24,8 +24,11 @@ truth is laid out like the supercells the pipeline writes). It differs in:
   flux-closure displacement ``u = curl psi`` (``psi`` a stream function
   with random core height) projected on a Bragg vector tilted from the
   normal. About a quarter of the draws are strong-phase (peak phase
-  1.5-2.5 rad, raised until the first satellite outshines the zeroth order,
-  ``J0 < J1``).
+  1.5-2.5 rad, raised by steps of 10 % up to 3.5 rad until the first
+  satellite outshines the zeroth order, ``J0 < J1``); some textures never get
+  there (a z-profile with a node, thin walls), so ``parameters["j0_below_j1"]``
+  says whether the true supercell has it (8 of the 11 strong draws among
+  seeds 0-59).
 * **Partial coherence two ways.** ``"patch"``: one coherent patch of
   3.5-6 periods with soft edges. ``"ensemble"``: the incoherent sum of 20-50
   coherent patches, each a new realisation of the texture whose cell widths
@@ -61,7 +64,7 @@ import numpy as np
 
 from ..errors import ParameterError
 from ..io import ReciprocalSpaceMap
-from .model import supercell_half_rows
+from ..analysis import supercell_half_rows
 
 __all__ = ["FAMILY_TEXTURES", "FamilyMember", "draw_family_member", "family_supercell"]
 

@@ -28,11 +28,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..analysis import supercell_half_rows
 from ..errors import ParameterError
 from ..io import ReciprocalSpaceMap
 
 __all__ = ["TEXTURES", "Simulation", "texture_field", "film_object", "simulate_map",
-           "truth_supercell", "supercell_half_rows"]
+           "truth_supercell"]
 
 TEXTURES = ("checkerboard", "laminate", "bent_wave")
 
@@ -192,12 +193,6 @@ def truth_supercell(texture: str, *, period_nm: float, thickness_nm: float, pixe
     s, u = texture_field(texture, x[:, None], z[None, :] + thickness_nm / 2,
                          period_nm=period_nm, thickness_nm=thickness_nm, **texture_kw)
     return _occupancy(z, thickness_nm, dz)[None, :] * s * np.exp(1j * G * u)
-
-
-def supercell_half_rows(thickness_nm: float, dz_nm: float) -> int:
-    """``m`` such that rows ``-m..m`` around the film centre hold every pixel
-    the film touches (occupancy > 0)."""
-    return max(int(np.ceil(thickness_nm / (2 * dz_nm) + 0.5 - 1e-9)) - 1, 0)
 
 
 def simulate_map(texture: str = "laminate", *, shape: tuple = (256, 128),

@@ -22,10 +22,11 @@ from matplotlib.figure import Figure
 from ..errors import NanotoolsError, ParameterError
 from ..params import PARAMETERS, Parameter, parse_value
 
-__all__ = ["control_for", "PlotArea", "StagePanel"]
+__all__ = ["control_for", "PlotArea", "StagePanel", "DESCRIPTION_STYLE", "LAYOUT"]
 
-_DESCRIPTION_STYLE = {"description_width": "11em"}
-_LAYOUT = ipw.Layout(width="26em")
+#: Label width and control width shared by every panel's controls.
+DESCRIPTION_STYLE = {"description_width": "11em"}
+LAYOUT = ipw.Layout(width="26em")
 
 
 def control_for(parameter: Parameter, value: Any = None) -> ipw.Widget:
@@ -44,7 +45,7 @@ def control_for(parameter: Parameter, value: Any = None) -> ipw.Widget:
     """
     value = parameter.default if value is None else parse_value(parameter.name, value)
     label = parameter.name + (f" ({parameter.unit})" if parameter.unit else "")
-    common = dict(description=label, style=_DESCRIPTION_STYLE, layout=_LAYOUT,
+    common = dict(description=label, style=DESCRIPTION_STYLE, layout=LAYOUT,
                   description_allow_html=False)
     tooltip = parameter.help + (f" [{parameter.unit}]" if parameter.unit else "")
     if parameter.choices is not None:
@@ -186,7 +187,7 @@ class StagePanel:
                                           tooltip=f"run the {self.stage} stage")
         self.controls["progress"] = ipw.FloatProgress(value=0.0, min=0.0, max=1.0,
                                                       description="progress",
-                                                      style=_DESCRIPTION_STYLE)
+                                                      style=DESCRIPTION_STYLE)
         self.controls["status"] = ipw.HTML(value="")
         self.controls["run"].on_click(self._on_click)
         self.plot = PlotArea(interactive=interactive_plot)

@@ -13,14 +13,14 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from .. import plotting
-from ._base import _DESCRIPTION_STYLE, _LAYOUT, StagePanel
+from ._base import DESCRIPTION_STYLE, LAYOUT, StagePanel
 
 __all__ = ["MapPanel", "PreprocessPanel", "PhasingPanel", "PatternsPanel"]
 
 
 def _seed_control(value: Any = None) -> ipw.Widget:
     return ipw.BoundedIntText(value=0 if value is None else int(value), min=0, max=2 ** 31 - 1,
-                              description="seed", style=_DESCRIPTION_STYLE, layout=_LAYOUT,
+                              description="seed", style=DESCRIPTION_STYLE, layout=LAYOUT,
                               tooltip="random seed: start k draws from default_rng([seed, k])")
 
 

@@ -1,48 +1,23 @@
-"""Preprocessing: from a raw reciprocal-space map to the input of phasing.
+"""Lengths measured on the map: the texture period from the satellites
+(:func:`measure_period`), the film thickness from the fringes
+(:func:`measure_thickness`), the coherent patch from the central
+satellite's shape (:func:`measure_patch`), and the line fits they use.
 
-:func:`prepare` chains the steps below; each is a public function of its own,
-usable and tested alone:
-
-- :func:`locate_peak`: sub-pixel position of the Bragg peak, blind to masked
-  (hot, dead, gap) pixels.
-- :func:`estimate_background` / :func:`subtract_background`: a flat
-  background per pixel, from the map's far corners.
-- :func:`centre_and_crop`: the peak at index ``n // 2`` of every axis (the FFT
-  convention of the package), cropped symmetrically, the mask carried.
-- :func:`bin_map`: sum counts over ``bin`` pixels per axis, correcting for
-  masked pixels.
-- :func:`measure_period`: texture period from the spacing of the satellites
-  along the in-plane axis.
-- :func:`measure_thickness`: film thickness from the spacing of the thickness
-  fringes along the out-of-plane axis.
-- :func:`measure_patch`: width of the coherent patch from the shape of the
-  central satellite.
-- :func:`out_of_plane_score`: which axis is out-of-plane, from the data alone
-  (for :func:`nanotools.io.read_map` when the metadata says nothing).
-
-Conventions (``docs/ARCHITECTURE.md``): arrays ``(x, z)`` or ``(x, y, z)``,
-out-of-plane axis last; ``q`` in 1/angstrom; lengths in nm; masks ``True`` =
-not measured. A length ``L`` and the spacing ``dq`` of the features it makes
-in reciprocal space are related by ``L = 2 pi / dq``.
+A length ``L`` and the spacing ``dq`` of the features it makes in
+reciprocal space are related by ``L = 2 pi / dq``.
 """
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import ndimage, optimize
 
-from .errors import InputError, ParameterError
-from .io import ReciprocalSpaceMap
+from ..errors import InputError
+from .peak import locate_peak
+from .pixels import as_mask, fill_masked, parabola_vertex
 
-__all__ = ["PreparedMap", "LengthMeasurement", "CentredMap", "prepare", "locate_peak",
-           "estimate_background", "subtract_background", "centre_and_crop", "bin_map",
-           "measure_period", "measure_thickness", "measure_patch", "out_of_plane_score"]
-
-#: Fraction of "strong" pixels (clearly above the background in the raw map)
-#: that subtracting the background may push below zero before we warn.
-_CLIP_WARN_FRACTION = 0.03
+__all__ = ["LengthMeasurement", "measure_period", "measure_thickness", "measure_patch"]
 
 
 @dataclass
@@ -71,99 +46,6 @@ class LengthMeasurement:
     note: str = ""
 
 
-@dataclass
-class CentredMap:
-    """A map cut out around its Bragg peak by :func:`centre_and_crop`.
-
-    Attributes
-    ----------
-    intensity, mask
-        The window, shape ``(nx[, ny], nz)``, every size even; pixels that
-        came from outside the input map are masked (``True``) and zero.
-    start
-        Index in the input map of the window's first pixel, per axis (may be
-        negative where the window was padded).
-    residual
-        Sub-pixel position of the peak minus the centre of the pixel that
-        sits at ``n // 2`` after binning by ``bin``, per axis, in pixels of the
-        input map (within +-0.5 for ``bin=1``).
-    """
-
-    intensity: np.ndarray
-    mask: np.ndarray
-    start: tuple
-    residual: tuple
-
-
-@dataclass
-class PreparedMap:
-    """The map as phasing wants it, with what was measured on it.
-
-    Attributes
-    ----------
-    intensity
-        Background-subtracted counts (float64, >= 0), shape ``(nx[, ny],
-        nz)``, every size even, Bragg peak at index ``n // 2`` of every axis;
-        zero where masked.
-    mask
-        Bool, same shape; ``True`` = not measured (free in the Fourier
-        projection).
-    q_step
-        Momentum-transfer step per axis (1/angstrom per pixel), after binning.
-    G
-        ``|q|`` at the Bragg peak (1/angstrom).
-    pixel_nm
-        Real-space pixel per axis, ``2 pi / (n * q_step)`` in nm, for the
-        prepared (cropped, binned) array.
-    period_nm, period_err_nm
-        Texture period and its uncertainty (nm); the error is 0 when the
-        period was given.
-    thickness_nm, thickness_err_nm
-        Film thickness and its uncertainty (nm); 0 error when given.
-    patch_nm
-        Width (FWHM) of the coherent patch along x (nm).
-    background
-        Flat background subtracted (counts per pixel of the input map).
-    peak_index
-        Sub-pixel position of the Bragg peak in the input map, per axis.
-    notes
-        Human-readable lines: what was measured or decided, and how.
-    source
-        Where the map came from (``ReciprocalSpaceMap.source``).
-    peak_residual
-        Peak position minus the centre of pixel ``n // 2``, per axis, in
-        pixels of the prepared map (the integer centring leaves this; phasing
-        may remove the matching linear phase ramp).
-    bin
-        The binning factor applied.
-    """
-
-    intensity: np.ndarray
-    mask: np.ndarray
-    q_step: tuple
-    G: float
-    pixel_nm: tuple
-    period_nm: float
-    period_err_nm: float
-    thickness_nm: float
-    thickness_err_nm: float
-    patch_nm: float
-    background: float
-    peak_index: tuple
-    notes: list = field(default_factory=list)
-    source: str = ""
-    peak_residual: tuple = ()
-    bin: int = 1
-
-    @property
-    def ndim(self) -> int:
-        return self.intensity.ndim
-
-    @property
-    def shape(self) -> tuple:
-        return self.intensity.shape
-
-
 # ---------------------------------------------------------------------------
 # Small helpers
 # ---------------------------------------------------------------------------
@@ -174,42 +56,11 @@ def _step_along(q_step, ndim: int, axis: int) -> float:
     return float(np.broadcast_to(np.asarray(q_step, float), (ndim,))[axis])
 
 
-def _as_mask(intensity: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
-    """The mask, with non-finite pixels added (a NaN is never a measurement)."""
-    m = ~np.isfinite(intensity)
-    if mask is not None:
-        m = m | np.asarray(mask, bool)
-    return m
-
-
-def _filled(intensity: np.ndarray, mask: np.ndarray, sigma: float = 1.0) -> np.ndarray:
-    """Masked pixels replaced by a Gaussian-weighted mean of their unmasked
-    neighbours (normalized convolution), so that hot pixels cannot win a
-    maximum and dead pixels cannot make a minimum. Pixels with no unmasked
-    neighbour within a few sigma become 0."""
-    good = ~mask
-    data = np.where(good, np.nan_to_num(intensity), 0.0)
-    num = ndimage.gaussian_filter(data, sigma, mode="nearest")
-    den = ndimage.gaussian_filter(good.astype(float), sigma, mode="nearest")
-    with np.errstate(invalid="ignore", divide="ignore"):
-        guess = np.where(den > 1e-3, num / den, 0.0)
-    return np.where(good, data, guess)
-
-
-def _parabola_vertex(ym: float, y0: float, yp: float) -> float:
-    """Offset (in samples, clipped to +-1) of the vertex of the parabola
-    through three equally spaced samples; 0 where they are collinear."""
-    den = ym - 2 * y0 + yp
-    if not np.isfinite(den) or den == 0:
-        return 0.0
-    return float(np.clip(0.5 * (ym - yp) / den, -1.0, 1.0))
-
-
 def _projection(intensity: np.ndarray, mask: np.ndarray, axis: int) -> np.ndarray:
     """Profile along ``axis``: the map summed over every other axis, masked
     pixels filled from their neighbours; NaN where more than half of the
     summed pixels are masked (a detector gap), which would fake a minimum."""
-    filled = _filled(intensity, mask)
+    filled = fill_masked(intensity, mask)
     others = tuple(a for a in range(intensity.ndim) if a != axis)
     profile = filled.sum(axis=others)
     masked_fraction = mask.mean(axis=others)
@@ -257,286 +108,6 @@ def _length_from_spacing(spacing_px: float, spacing_err_px: float, q_step: float
     dq = abs(spacing_px * q_step)
     length = 2 * np.pi / dq / 10.0  # angstrom -> nm
     return float(length), float(length * spacing_err_px / abs(spacing_px))
-
-
-def _q_steps(rsm: ReciprocalSpaceMap) -> tuple:
-    steps = []
-    for a, n in enumerate(rsm.intensity.shape):
-        q = np.asarray(rsm.q[a], float) if rsm.q is not None and len(rsm.q) > a else None
-        if q is None or q.size != n or n < 2:
-            raise InputError(f"the q axis {a} does not match the map's shape {rsm.shape}",
-                             rsm.source or None)
-        step = float(np.mean(np.diff(q)))
-        if not np.isfinite(step) or step == 0:
-            raise InputError(f"the q axis {a} is not increasing", rsm.source or None)
-        steps.append(abs(step))
-    return tuple(steps)
-
-
-# ---------------------------------------------------------------------------
-# Bragg peak
-# ---------------------------------------------------------------------------
-
-def locate_peak(intensity: np.ndarray, mask: np.ndarray | None = None, *,
-                smooth_px: float = 1.0) -> np.ndarray:
-    """Sub-pixel position of the Bragg peak (the brightest feature).
-
-    Masked pixels (hot, dead, gap) are ignored: they are replaced by their
-    neighbours' mean, the map is smoothed by a Gaussian of ``smooth_px`` so a
-    single unmasked outlier cannot win, the brightest raw pixel next to the
-    smoothed maximum is taken, and a parabola through the logarithm of its
-    neighbours along each axis gives the sub-pixel position (exact for a
-    Gaussian peak, within a few hundredths of a pixel for the sinc-like
-    peaks of a finite crystal).
-
-    Parameters
-    ----------
-    intensity
-        Counts, shape ``(nx[, ny], nz)``.
-    mask
-        Bool, same shape; ``True`` = not measured.
-    smooth_px
-        Smoothing width (pixels) used to choose the maximum.
-
-    Returns
-    -------
-    float64 array of shape ``(ndim,)``: the position in pixels (index units).
-    """
-    intensity = np.asarray(intensity, float)
-    mask = _as_mask(intensity, mask)
-    filled = _filled(intensity, mask)
-    smooth = ndimage.gaussian_filter(filled, smooth_px, mode="nearest") if smooth_px > 0 \
-        else filled
-    top = np.array(np.unravel_index(np.argmax(smooth), smooth.shape))
-    # the brightest real pixel within one pixel of the smoothed maximum
-    lo = np.maximum(top - 1, 0)
-    hi = np.minimum(top + 2, intensity.shape)
-    box = filled[tuple(slice(a, b) for a, b in zip(lo, hi))]
-    top = lo + np.array(np.unravel_index(np.argmax(box), box.shape))
-    position = top.astype(float)
-    logf = np.log(np.maximum(filled, 1e-12 * max(filled.max(), 1e-300)))
-    for a in range(intensity.ndim):
-        i = top[a]
-        if 0 < i < intensity.shape[a] - 1:
-            idx = list(top)
-            vals = []
-            for d in (-1, 0, 1):
-                idx[a] = i + d
-                vals.append(logf[tuple(idx)])
-            position[a] += float(np.clip(_parabola_vertex(*vals), -0.5, 0.5))
-    return position
-
-
-# ---------------------------------------------------------------------------
-# Background
-# ---------------------------------------------------------------------------
-
-def estimate_background(intensity: np.ndarray, mask: np.ndarray | None = None, *,
-                        corner_fraction: float = 0.125) -> float:
-    """Flat background per pixel, from the map's far corners.
-
-    Each of the ``2**ndim`` corner blocks (``corner_fraction`` of every axis,
-    at least 4 pixels) gives the mean of its unmasked pixels after clipping
-    outliers (unmasked hot pixels, a streak) above ``mean + 5 sqrt(mean + 1)``;
-    the background is the smallest of these means. The smallest, because the
-    tails of the truncation rods and of the patch reach some corners and only
-    ever add counts; a mean rather than a median, because the median of
-    Poisson counts of a few per pixel is stuck on an integer.
-
-    Parameters
-    ----------
-    intensity
-        Counts, shape ``(nx[, ny], nz)``.
-    mask
-        Bool, same shape; ``True`` = not measured.
-    corner_fraction
-        Size of a corner block as a fraction of each axis.
-
-    Returns
-    -------
-    float: counts per pixel (0 if no corner pixel is measured).
-    """
-    intensity = np.asarray(intensity, float)
-    mask = _as_mask(intensity, mask)
-    sizes = [max(4, int(round(corner_fraction * n))) for n in intensity.shape]
-    sizes = [min(s, n) for s, n in zip(sizes, intensity.shape)]
-    means = []
-    for corner in np.ndindex(*(2,) * intensity.ndim):
-        sl = tuple(slice(0, s) if c == 0 else slice(n - s, n)
-                   for c, s, n in zip(corner, sizes, intensity.shape))
-        values = intensity[sl][~mask[sl]]
-        if values.size < 4:
-            continue
-        keep = values
-        for _ in range(5):  # iterative clipping of upward outliers only
-            m = keep.mean()
-            new = values[values <= m + 5 * np.sqrt(max(m, 0) + 1)]
-            if new.size == keep.size or new.size == 0:
-                break
-            keep = new
-        means.append(float(keep.mean()))
-    return max(min(means), 0.0) if means else 0.0
-
-
-def subtract_background(intensity: np.ndarray, background: float,
-                        mask: np.ndarray | None = None, *,
-                        warn_fraction: float = _CLIP_WARN_FRACTION) -> np.ndarray:
-    """Subtract a flat background and clip at zero.
-
-    Warns (``UserWarning``) when the clipping touches more than
-    ``warn_fraction`` of the *strong* pixels, those clearly above the
-    background estimated from the corners (5 sigma): a sign that
-    ``background`` is too large and is eating signal.
-
-    Parameters
-    ----------
-    intensity
-        Counts, shape ``(nx[, ny], nz)``.
-    background
-        Counts per pixel to subtract.
-    mask
-        Bool, same shape; masked pixels are returned as 0 and not counted.
-
-    Returns
-    -------
-    float64 array, same shape, >= 0.
-    """
-    intensity = np.asarray(intensity, float)
-    mask = _as_mask(intensity, mask)
-    good = ~mask
-    floor = estimate_background(intensity, mask)
-    strong = good & (intensity > floor + 5 * np.sqrt(floor + 1))
-    n_strong = int(strong.sum())
-    if n_strong:
-        clipped = int((strong & (intensity < background)).sum())
-        if clipped > warn_fraction * n_strong:
-            warnings.warn(f"subtracting a background of {background:.4g} counts per pixel "
-                          f"clips {100 * clipped / n_strong:.1f} % of the pixels with signal "
-                          f"(the corners suggest {floor:.4g}); the background may be too large",
-                          UserWarning, stacklevel=2)
-    out = np.where(good, np.nan_to_num(intensity) - background, 0.0)
-    return np.clip(out, 0.0, None)
-
-
-# ---------------------------------------------------------------------------
-# Centring, cropping, binning
-# ---------------------------------------------------------------------------
-
-def centre_and_crop(intensity: np.ndarray, mask: np.ndarray | None, peak, *,
-                    crop=None, bin: int = 1) -> CentredMap:
-    """Cut a window with the peak at index ``n // 2`` of every axis.
-
-    The shift is an integer number of pixels (no interpolation of counts);
-    the sub-pixel remainder is returned as ``residual``. Without ``crop`` the
-    window is the largest that fits symmetrically around the peak; with it,
-    the window has that size and pixels from outside the map are masked.
-
-    Parameters
-    ----------
-    intensity
-        Counts, shape ``(nx[, ny], nz)``.
-    mask
-        Bool, same shape, or None.
-    peak
-        Sub-pixel peak position per axis (pixels), e.g. from
-        :func:`locate_peak`.
-    crop
-        None, one int for every axis or one per axis (None entries: as large
-        as fits): window size in pixels of the input, rounded down to a
-        multiple of ``2 * bin``.
-    bin
-        The window is made ready for :func:`bin_map` by this factor: its
-        sizes are multiples of ``2 * bin`` and the peak pixel falls in the
-        bin at ``m // 2`` of the binned axis (centred in it for odd ``bin``).
-
-    Returns
-    -------
-    CentredMap
-    """
-    intensity = np.asarray(intensity, float)
-    mask = _as_mask(intensity, mask)
-    ndim = intensity.ndim
-    bin = int(bin)
-    if bin < 1:
-        raise ParameterError(f"bin must be >= 1, got {bin}")
-    peak = np.asarray(peak, float)
-    if crop is None or np.isscalar(crop):
-        crop = (crop,) * ndim
-    if len(crop) != ndim:
-        raise ParameterError(f"crop must give one size per axis ({ndim}), got {crop}")
-    off = (bin - 1) // 2  # the peak pixel sits this far into its bin
-    start, sizes, residual = [], [], []
-    for a, n in enumerate(intensity.shape):
-        p = int(round(peak[a]))
-        if crop[a] is None:
-            half = min((p - off) // bin, (n - p + off) // bin)  # binned half size
-        else:
-            half = int(crop[a]) // (2 * bin)
-        if half < 1:
-            raise InputError(f"the Bragg peak at pixel {p} of axis {a} leaves no room to crop "
-                             f"a window of {2 * bin} pixels around it")
-        s = p - off - half * bin
-        start.append(s)
-        sizes.append(2 * half * bin)
-        # centre of the binned pixel m//2 in input pixels: s + half*bin + (bin-1)/2
-        residual.append(float(peak[a] - (s + half * bin + (bin - 1) / 2)))
-    out = np.zeros(sizes)
-    out_mask = np.ones(sizes, bool)  # outside the map = not measured
-    src, dst = [], []
-    for s, m, n in zip(start, sizes, intensity.shape):
-        a0, a1 = max(s, 0), min(s + m, n)
-        src.append(slice(a0, a1))
-        dst.append(slice(a0 - s, a1 - s))
-    out[tuple(dst)] = np.where(mask[tuple(src)], 0.0, np.nan_to_num(intensity[tuple(src)]))
-    out_mask[tuple(dst)] = mask[tuple(src)]
-    return CentredMap(intensity=out, mask=out_mask, start=tuple(start), residual=tuple(residual))
-
-
-def bin_map(intensity: np.ndarray, mask: np.ndarray | None, factor: int):
-    """Bin a map by an integer factor along every axis, summing counts.
-
-    A binned pixel is masked only if all its pixels are masked; otherwise
-    the sum of its unmasked pixels is scaled by ``factor**ndim / n_unmasked``
-    (the masked ones are assumed to hold the mean of the others), so the
-    total counts are conserved where nothing is masked. Trailing pixels that
-    do not fill a whole bin are dropped.
-
-    Parameters
-    ----------
-    intensity
-        Counts, shape ``(nx[, ny], nz)``.
-    mask
-        Bool, same shape, or None.
-    factor
-        Pixels per bin along each axis (>= 1).
-
-    Returns
-    -------
-    (intensity, mask): float64 and bool arrays of shape ``n // factor`` per axis.
-    """
-    intensity = np.asarray(intensity, float)
-    mask = _as_mask(intensity, mask)
-    factor = int(factor)
-    if factor < 1:
-        raise ParameterError(f"bin must be >= 1, got {factor}")
-    if factor == 1:
-        return np.where(mask, 0.0, intensity), mask.copy()
-    shape = [n // factor for n in intensity.shape]
-    if min(shape) < 1:
-        raise ParameterError(f"cannot bin a map of shape {intensity.shape} by {factor}")
-    trim = tuple(slice(0, m * factor) for m in shape)
-    data = np.where(mask, 0.0, np.nan_to_num(intensity))[trim]
-    good = (~mask[trim]).astype(float)
-    blocked = []
-    for m in shape:
-        blocked += [m, factor]
-    axes = tuple(range(1, 2 * len(shape), 2))
-    total = data.reshape(blocked).sum(axis=axes)
-    n_good = good.reshape(blocked).sum(axis=axes)
-    out_mask = n_good == 0
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = np.where(out_mask, 0.0, total * factor ** len(shape) / n_good)
-    return out, out_mask
 
 
 # ---------------------------------------------------------------------------
@@ -591,7 +162,7 @@ def _coarse_spacing(profile: np.ndarray, centre: int, min_lag: float, max_lag: f
             lag = j
             break
     if 0 < lag < n - 1:
-        return lag + _parabola_vertex(acf[lag - 1], acf[lag], acf[lag + 1])
+        return lag + parabola_vertex(acf[lag - 1], acf[lag], acf[lag + 1])
     return float(lag)
 
 
@@ -737,7 +308,7 @@ def _refine_max(profile: np.ndarray, i: int) -> float:
     if 0 < i < len(profile) - 1:
         y = np.log(np.maximum(profile[i - 1:i + 2], 1e-12 * max(profile[i], 1e-300)))
         if np.all(np.isfinite(y)):
-            return i + float(np.clip(_parabola_vertex(*y), -0.5, 0.5))
+            return i + float(np.clip(parabola_vertex(*y), -0.5, 0.5))
     return float(i)
 
 
@@ -776,7 +347,7 @@ def measure_period(intensity: np.ndarray, mask: np.ndarray | None, q_step, *,
         If fewer than two satellites are found.
     """
     intensity = np.asarray(intensity, float)
-    mask = _as_mask(intensity, mask)
+    mask = as_mask(intensity, mask)
     step = _step_along(q_step, intensity.ndim, axis)
     if centre is None:
         centre = float(locate_peak(intensity, mask)[axis])
@@ -824,7 +395,7 @@ def _fringe_spacing(flat: np.ndarray, centre: float, reach: int) -> float:
         j += 1
     if j >= m - 1 or j < 2:
         return float("nan")
-    return j + _parabola_vertex(acf[j - 1], acf[j], acf[j + 1])
+    return j + parabola_vertex(acf[j - 1], acf[j], acf[j + 1])
 
 
 def _fringe_series(rod: np.ndarray, centre: float, *, max_misses: int = 1,
@@ -891,7 +462,7 @@ def _fringe_series(rod: np.ndarray, centre: float, *, max_misses: int = 1,
             ok = (np.isfinite(top) and top > 0 and flat[i] < min_depth * top
                   and np.nanmax(rod[i - 1:i + 2]) > min_counts)
         if ok:
-            x = i + _parabola_vertex(flat[i - 1], flat[i], flat[i + 1])
+            x = i + parabola_vertex(flat[i - 1], flat[i], flat[i + 1])
             ok = abs(x - guess) <= search
         if not ok:
             misses[side] += 1
@@ -943,7 +514,7 @@ def measure_thickness(intensity: np.ndarray, mask: np.ndarray | None, q_step, *,
         If fewer than three fringes are found.
     """
     intensity = np.asarray(intensity, float)
-    mask = _as_mask(intensity, mask)
+    mask = as_mask(intensity, mask)
     axis = axis % intensity.ndim
     step = _step_along(q_step, intensity.ndim, axis)
     peak = locate_peak(intensity, mask) if peak is None else np.asarray(peak, float)
@@ -1024,7 +595,7 @@ def measure_patch(intensity: np.ndarray, mask: np.ndarray | None, q_step, *,
         If the central peak cannot be fitted.
     """
     intensity = np.asarray(intensity, float)
-    mask = _as_mask(intensity, mask)
+    mask = as_mask(intensity, mask)
     step = _step_along(q_step, intensity.ndim, axis)
     if centre is None:
         centre = float(locate_peak(intensity, mask)[axis])
@@ -1071,180 +642,3 @@ def measure_patch(intensity: np.ndarray, mask: np.ndarray | None, q_step, *,
     note = (f"coherent patch {width:.1f} ± {err:.1f} nm (FWHM) from the shape of the central "
             f"peak, edges {edge:.1f} nm assumed")
     return LengthMeasurement(width, err, note=note)
-
-
-# ---------------------------------------------------------------------------
-# Which axis is out-of-plane
-# ---------------------------------------------------------------------------
-
-def out_of_plane_score(intensity: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
-    """How much each axis looks like the out-of-plane axis.
-
-    The out-of-plane axis is the one whose truncation rod (the profile
-    through the Bragg peak) shows many regular thickness fringes, slowly
-    decaying because the film's interfaces are sharp, while its projected
-    profile shows no satellites. Along an in-plane axis the soft-edged
-    coherent patch gives only a couple of side lobes before the satellites.
-    The score of an axis is the number of regular fringe minima on its rod,
-    minus the number of satellites in its projection.
-
-    Parameters
-    ----------
-    intensity
-        Counts, shape ``(n0, n1[, n2])`` in any axis order.
-    mask
-        Bool, same shape, or None.
-
-    Returns
-    -------
-    float64 array of shape ``(ndim,)``; the out-of-plane axis has the
-    largest score.
-    """
-    intensity = np.asarray(intensity, float)
-    mask = _as_mask(intensity, mask)
-    peak = locate_peak(intensity, mask)
-    background = estimate_background(intensity, mask)
-    data = np.where(mask, 0.0, np.nan_to_num(intensity) - background)
-    scores = np.zeros(intensity.ndim)
-    for a in range(intensity.ndim):
-        rod = _rod(data, mask, a, peak)
-        fringes = _fringe_series(rod, float(peak[a]))
-        n_fringes = 0 if fringes is None else len(fringes[0])
-        sats = _satellite_series(_projection(data, mask, a), float(peak[a]))
-        n_sats = 0 if sats is None else int(np.sum(sats[0] != 0))
-        scores[a] = n_fringes - n_sats
-    return scores
-
-
-# ---------------------------------------------------------------------------
-# The whole stage
-# ---------------------------------------------------------------------------
-
-def prepare(rsm: ReciprocalSpaceMap, *, period_nm: float = 0.0, thickness_nm: float = 0.0,
-            bin: int = 1, background: float = -1.0, crop=None) -> PreparedMap:
-    """Prepare a map for phasing and measure the texture on it.
-
-    Steps: locate the Bragg peak; estimate (``background < 0``) and subtract
-    a flat background; cut a window with the peak at ``n // 2`` of every
-    axis; measure the period, thickness and coherent patch on that window
-    (before binning, at full resolution); bin.
-
-    Parameters
-    ----------
-    rsm
-        The map, axes ``(x[, y], z)`` with the out-of-plane axis last.
-    period_nm
-        Texture period (nm); 0 = measure from the satellite spacing.
-    thickness_nm
-        Film thickness (nm); 0 = measure from the thickness fringes.
-    bin
-        Binning factor along every axis (1 = none).
-    background
-        Flat background (counts per pixel); negative = estimate from the
-        map's far corners.
-    crop
-        Window size in pixels of the input map (one int, or one per axis;
-        None = the largest window centred on the peak that fits).
-
-    Returns
-    -------
-    PreparedMap
-
-    Raises
-    ------
-    InputError
-        If the map holds no counts, or if the period or thickness must be
-        measured and no satellites or fringes are found; the message names
-        ``rsm.source``.
-    ParameterError
-        If ``bin`` or ``crop`` is not usable.
-    """
-    source = rsm.source or None
-    intensity = np.asarray(rsm.intensity, float)
-    if intensity.ndim not in (2, 3):
-        raise InputError(f"the map must have 2 or 3 axes, got shape {intensity.shape}", source)
-    mask = _as_mask(intensity, rsm.mask)
-    if mask.shape != intensity.shape:
-        raise InputError(f"the mask's shape {mask.shape} differs from the map's "
-                         f"{intensity.shape}", source)
-    good = ~mask
-    if not good.any() or not np.any(np.nan_to_num(intensity[good]) > 0):
-        raise InputError("the map holds no counts (every measured pixel is zero)", source)
-    if np.any(np.nan_to_num(intensity[good]) < 0):
-        warnings.warn("the map has negative counts; they are clipped to zero", UserWarning,
-                      stacklevel=2)
-    if isinstance(bin, bool) or int(bin) != bin or bin < 1:
-        raise ParameterError(f"bin must be an integer >= 1, got {bin!r}")
-    bin = int(bin)
-    q_step0 = _q_steps(rsm)
-    notes: list[str] = []
-
-    peak = locate_peak(intensity, mask)
-    notes.append("Bragg peak at pixel (" + ", ".join(f"{p:.2f}" for p in peak) + ")")
-
-    corners = estimate_background(intensity, mask)
-    if background is None or background < 0:
-        background = corners
-        notes.append(f"background {background:.4g} counts/pixel from the far corners")
-    else:
-        background = float(background)
-        notes.append(f"background {background:.4g} counts/pixel as given "
-                     f"(the corners suggest {corners:.4g})")
-    clipped = subtract_background(intensity, background, mask)
-
-    window = centre_and_crop(clipped, mask, peak, crop=crop, bin=bin)
-    # measure on the window before clipping: clipping at zero flattens the
-    # fringe minima that the thickness is read from
-    raw_window = centre_and_crop(np.where(mask, 0.0, np.nan_to_num(intensity) - background),
-                                 mask, peak, crop=crop, bin=bin)
-    meas_peak = np.array([p - s for p, s in zip(peak, window.start)])
-    in_plane = 0
-    out_axis = intensity.ndim - 1
-
-    def _measure(func, what, **kw):
-        try:
-            return func(raw_window.intensity, raw_window.mask, q_step0, **kw)
-        except InputError as exc:
-            raise InputError(f"{exc.message} ({what})", source) from None
-
-    if period_nm and period_nm > 0:
-        period, period_err = float(period_nm), 0.0
-        notes.append(f"period {period:.2f} nm as given")
-    else:
-        m = _measure(measure_period, "period", axis=in_plane, centre=meas_peak[in_plane])
-        period, period_err = m.value_nm, m.err_nm
-        notes.append(m.note)
-    if thickness_nm and thickness_nm > 0:
-        thickness, thickness_err = float(thickness_nm), 0.0
-        notes.append(f"thickness {thickness:.2f} nm as given")
-    else:
-        m = _measure(measure_thickness, "thickness", axis=out_axis, peak=meas_peak)
-        thickness, thickness_err = m.value_nm, m.err_nm
-        notes.append(m.note)
-    try:
-        m = measure_patch(raw_window.intensity, raw_window.mask, q_step0, period_nm=period,
-                          axis=in_plane, centre=meas_peak[in_plane])
-        patch = m.value_nm
-        notes.append(m.note)
-    except InputError as exc:
-        patch = 5.0 * period
-        notes.append(f"coherent patch not measured ({exc.message}); assumed 5 periods, "
-                     f"{patch:.1f} nm")
-
-    out, out_mask = bin_map(window.intensity, window.mask, bin)
-    if bin > 1:
-        notes.append(f"binned by {bin}: shape {out.shape}")
-    q_step = tuple(s * bin for s in q_step0)
-    pixel_nm = tuple(float(2 * np.pi / (n * s) / 10.0) for n, s in zip(out.shape, q_step))
-    qs = [float(np.interp(p, np.arange(len(q)), np.asarray(q, float)))
-          for p, q in zip(peak, rsm.q)]
-    G = float(np.sqrt(np.sum(np.square(qs))))
-    residual = tuple(r / bin for r in window.residual)
-    notes.append("cropped to " + " x ".join(str(n) for n in window.intensity.shape)
-                 + f" pixels around the peak; real-space pixel "
-                 + " x ".join(f"{p:.3g}" for p in pixel_nm) + " nm")
-    return PreparedMap(intensity=out, mask=out_mask, q_step=q_step, G=G, pixel_nm=pixel_nm,
-                       period_nm=period, period_err_nm=period_err, thickness_nm=thickness,
-                       thickness_err_nm=thickness_err, patch_nm=patch,
-                       background=float(background), peak_index=tuple(float(p) for p in peak),
-                       notes=notes, source=rsm.source, peak_residual=residual, bin=bin)

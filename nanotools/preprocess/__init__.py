@@ -1,0 +1,51 @@
+"""Preprocessing: from a raw reciprocal-space map to the input of phasing.
+
+:func:`prepare` chains the steps below; each is a public function of its own,
+usable and tested alone:
+
+- :func:`locate_peak`: sub-pixel position of the Bragg peak, blind to masked
+  (hot, dead, gap) pixels.
+- :func:`estimate_background` / :func:`subtract_background`: a flat
+  background per pixel, from the map's far corners.
+- :func:`centre_and_crop`: the peak at index ``n // 2`` of every axis (the FFT
+  convention of the package), cropped symmetrically, the mask carried.
+- :func:`bin_map`: sum counts over ``bin`` pixels per axis, correcting for
+  masked pixels.
+- :func:`measure_period`: texture period from the spacing of the satellites
+  along the in-plane axis.
+- :func:`measure_thickness`: film thickness from the spacing of the thickness
+  fringes along the out-of-plane axis.
+- :func:`measure_patch`: width of the coherent patch from the shape of the
+  central satellite.
+
+Which axis is out-of-plane is decided when the map is read
+(:func:`nanotools.io.orientation.guess_out_of_plane`).
+
+Modules, one step each: :mod:`~nanotools.preprocess.peak` (peak and
+background), :mod:`~nanotools.preprocess.crop` (centring, cropping, binning),
+:mod:`~nanotools.preprocess.measure` (period, thickness, patch and their
+fits), :mod:`~nanotools.preprocess.prepare` (the whole stage), and
+:mod:`~nanotools.preprocess.pixels` (helpers they share).
+
+Conventions (``docs/ARCHITECTURE.md``): arrays ``(x, z)`` or ``(x, y, z)``,
+out-of-plane axis last; ``q`` in 1/angstrom; lengths in nm; masks ``True`` =
+not measured. A length ``L`` and the spacing ``dq`` of the features it makes
+in reciprocal space are related by ``L = 2 pi / dq``.
+"""
+from __future__ import annotations
+
+from .crop import CentredMap, bin_map, centre_and_crop
+from .measure import LengthMeasurement, measure_patch, measure_period, measure_thickness
+from .peak import estimate_background, locate_peak, subtract_background
+from .prepare import PreparedMap, prepare
+
+__all__ = ["PreparedMap", "LengthMeasurement", "CentredMap", "prepare", "locate_peak",
+           "estimate_background", "subtract_background", "centre_and_crop", "bin_map",
+           "measure_period", "measure_thickness", "measure_patch"]
+
+# Stage files name a dataclass by its import path (nanotools.io.save_stage):
+# keep the public path, so files written before and after the split are
+# identical.
+for _cls in (PreparedMap, LengthMeasurement, CentredMap):
+    _cls.__module__ = __name__
+del _cls

@@ -1,0 +1,235 @@
+"""The whole stage: :func:`prepare` chains the steps and returns a
+:class:`PreparedMap`.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import InputError, ParameterError
+from ..io import ReciprocalSpaceMap
+from .crop import bin_map, centre_and_crop
+from .measure import measure_patch, measure_period, measure_thickness
+from .peak import estimate_background, locate_peak, subtract_background
+from .pixels import as_mask
+
+__all__ = ["PreparedMap", "prepare"]
+
+
+@dataclass
+class PreparedMap:
+    """The map as phasing wants it, with what was measured on it.
+
+    Attributes
+    ----------
+    intensity
+        Background-subtracted counts (float64, >= 0), shape ``(nx[, ny],
+        nz)``, every size even, Bragg peak at index ``n // 2`` of every axis;
+        zero where masked.
+    mask
+        Bool, same shape; ``True`` = not measured (free in the Fourier
+        projection).
+    q_step
+        Momentum-transfer step per axis (1/angstrom per pixel), after binning.
+    G
+        ``|q|`` at the Bragg peak (1/angstrom).
+    pixel_nm
+        Real-space pixel per axis, ``2 pi / (n * q_step)`` in nm, for the
+        prepared (cropped, binned) array.
+    period_nm, period_err_nm
+        Texture period and its uncertainty (nm); the error is 0 when the
+        period was given.
+    thickness_nm, thickness_err_nm
+        Film thickness and its uncertainty (nm); 0 error when given.
+    patch_nm
+        Width (FWHM) of the coherent patch along x (nm).
+    background
+        Flat background subtracted (counts per pixel of the input map).
+    peak_index
+        Sub-pixel position of the Bragg peak in the input map, per axis.
+    notes
+        Human-readable lines: what was measured or decided, and how.
+    source
+        Where the map came from (``ReciprocalSpaceMap.source``).
+    peak_residual
+        Peak position minus the centre of pixel ``n // 2``, per axis, in
+        pixels of the prepared map (the integer centring leaves this; phasing
+        may remove the matching linear phase ramp).
+    bin
+        The binning factor applied.
+    """
+
+    intensity: np.ndarray
+    mask: np.ndarray
+    q_step: tuple
+    G: float
+    pixel_nm: tuple
+    period_nm: float
+    period_err_nm: float
+    thickness_nm: float
+    thickness_err_nm: float
+    patch_nm: float
+    background: float
+    peak_index: tuple
+    notes: list = field(default_factory=list)
+    source: str = ""
+    peak_residual: tuple = ()
+    bin: int = 1
+
+    @property
+    def ndim(self) -> int:
+        return self.intensity.ndim
+
+    @property
+    def shape(self) -> tuple:
+        return self.intensity.shape
+
+
+def _q_steps(rsm: ReciprocalSpaceMap) -> tuple:
+    steps = []
+    for a, n in enumerate(rsm.intensity.shape):
+        q = np.asarray(rsm.q[a], float) if rsm.q is not None and len(rsm.q) > a else None
+        if q is None or q.size != n or n < 2:
+            raise InputError(f"the q axis {a} does not match the map's shape {rsm.shape}",
+                             rsm.source or None)
+        step = float(np.mean(np.diff(q)))
+        if not np.isfinite(step) or step == 0:
+            raise InputError(f"the q axis {a} is not increasing", rsm.source or None)
+        steps.append(abs(step))
+    return tuple(steps)
+
+
+# ---------------------------------------------------------------------------
+# The whole stage
+# ---------------------------------------------------------------------------
+
+def prepare(rsm: ReciprocalSpaceMap, *, period_nm: float = 0.0, thickness_nm: float = 0.0,
+            bin: int = 1, background: float = -1.0, crop=None) -> PreparedMap:
+    """Prepare a map for phasing and measure the texture on it.
+
+    Steps: locate the Bragg peak; estimate (``background < 0``) and subtract
+    a flat background; cut a window with the peak at ``n // 2`` of every
+    axis; measure the period, thickness and coherent patch on that window
+    (before binning, at full resolution); bin.
+
+    Parameters
+    ----------
+    rsm
+        The map, axes ``(x[, y], z)`` with the out-of-plane axis last.
+    period_nm
+        Texture period (nm); 0 = measure from the satellite spacing.
+    thickness_nm
+        Film thickness (nm); 0 = measure from the thickness fringes.
+    bin
+        Binning factor along every axis (1 = none).
+    background
+        Flat background (counts per pixel); negative = estimate from the
+        map's far corners.
+    crop
+        Window size in pixels of the input map (one int, or one per axis;
+        None = the largest window centred on the peak that fits).
+
+    Returns
+    -------
+    PreparedMap
+
+    Raises
+    ------
+    InputError
+        If the map holds no counts, or if the period or thickness must be
+        measured and no satellites or fringes are found; the message names
+        ``rsm.source``.
+    ParameterError
+        If ``bin`` or ``crop`` is not usable.
+    """
+    source = rsm.source or None
+    intensity = np.asarray(rsm.intensity, float)
+    if intensity.ndim not in (2, 3):
+        raise InputError(f"the map must have 2 or 3 axes, got shape {intensity.shape}", source)
+    mask = as_mask(intensity, rsm.mask)
+    if mask.shape != intensity.shape:
+        raise InputError(f"the mask's shape {mask.shape} differs from the map's "
+                         f"{intensity.shape}", source)
+    good = ~mask
+    if not good.any() or not np.any(np.nan_to_num(intensity[good]) > 0):
+        raise InputError("the map holds no counts (every measured pixel is zero)", source)
+    if np.any(np.nan_to_num(intensity[good]) < 0):
+        warnings.warn("the map has negative counts; they are clipped to zero", UserWarning,
+                      stacklevel=2)
+    if isinstance(bin, bool) or int(bin) != bin or bin < 1:
+        raise ParameterError(f"bin must be an integer >= 1, got {bin!r}")
+    bin = int(bin)
+    q_step0 = _q_steps(rsm)
+    notes: list[str] = []
+
+    peak = locate_peak(intensity, mask)
+    notes.append("Bragg peak at pixel (" + ", ".join(f"{p:.2f}" for p in peak) + ")")
+
+    corners = estimate_background(intensity, mask)
+    if background is None or background < 0:
+        background = corners
+        notes.append(f"background {background:.4g} counts/pixel from the far corners")
+    else:
+        background = float(background)
+        notes.append(f"background {background:.4g} counts/pixel as given "
+                     f"(the corners suggest {corners:.4g})")
+    clipped = subtract_background(intensity, background, mask)
+
+    window = centre_and_crop(clipped, mask, peak, crop=crop, bin=bin)
+    # measure on the window before clipping: clipping at zero flattens the
+    # fringe minima that the thickness is read from
+    raw_window = centre_and_crop(np.where(mask, 0.0, np.nan_to_num(intensity) - background),
+                                 mask, peak, crop=crop, bin=bin)
+    meas_peak = np.array([p - s for p, s in zip(peak, window.start)])
+    in_plane = 0
+    out_axis = intensity.ndim - 1
+
+    def _measure(func, what, **kw):
+        try:
+            return func(raw_window.intensity, raw_window.mask, q_step0, **kw)
+        except InputError as exc:
+            raise InputError(f"{exc.message} ({what})", source) from None
+
+    if period_nm and period_nm > 0:
+        period, period_err = float(period_nm), 0.0
+        notes.append(f"period {period:.2f} nm as given")
+    else:
+        m = _measure(measure_period, "period", axis=in_plane, centre=meas_peak[in_plane])
+        period, period_err = m.value_nm, m.err_nm
+        notes.append(m.note)
+    if thickness_nm and thickness_nm > 0:
+        thickness, thickness_err = float(thickness_nm), 0.0
+        notes.append(f"thickness {thickness:.2f} nm as given")
+    else:
+        m = _measure(measure_thickness, "thickness", axis=out_axis, peak=meas_peak)
+        thickness, thickness_err = m.value_nm, m.err_nm
+        notes.append(m.note)
+    try:
+        m = measure_patch(raw_window.intensity, raw_window.mask, q_step0, period_nm=period,
+                          axis=in_plane, centre=meas_peak[in_plane])
+        patch = m.value_nm
+        notes.append(m.note)
+    except InputError as exc:
+        patch = 5.0 * period
+        notes.append(f"coherent patch not measured ({exc.message}); assumed 5 periods, "
+                     f"{patch:.1f} nm")
+
+    out, out_mask = bin_map(window.intensity, window.mask, bin)
+    if bin > 1:
+        notes.append(f"binned by {bin}: shape {out.shape}")
+    q_step = tuple(s * bin for s in q_step0)
+    pixel_nm = tuple(float(2 * np.pi / (n * s) / 10.0) for n, s in zip(out.shape, q_step))
+    qs = [float(np.interp(p, np.arange(len(q)), np.asarray(q, float)))
+          for p, q in zip(peak, rsm.q)]
+    G = float(np.sqrt(np.sum(np.square(qs))))
+    residual = tuple(r / bin for r in window.residual)
+    notes.append("cropped to " + " x ".join(str(n) for n in window.intensity.shape)
+                 + f" pixels around the peak; real-space pixel "
+                 + " x ".join(f"{p:.3g}" for p in pixel_nm) + " nm")
+    return PreparedMap(intensity=out, mask=out_mask, q_step=q_step, G=G, pixel_nm=pixel_nm,
+                       period_nm=period, period_err_nm=period_err, thickness_nm=thickness,
+                       thickness_err_nm=thickness_err, patch_nm=patch,
+                       background=float(background), peak_index=tuple(float(p) for p in peak),
+                       notes=notes, source=rsm.source, peak_residual=residual, bin=bin)
