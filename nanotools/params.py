@@ -83,8 +83,12 @@ _LIST = [
        "clusters whose averages lie closer than this many times their members' rms spread are "
        "merged before choosing; 0 = never merge", "", 0.0, 10.0),
     # -- trust (half maps and data misfit: nanotools.trust)
-    _P("trust_max_error", 0.06, float, "trust",
+    # the estimate was 0.56-1.64 x the true error on the calibration maps, so
+    # 0.055 flags every result whose true error may exceed 0.10
+    _P("trust_max_error", 0.055, float, "trust",
        "a result is reliable only if its estimated complex error is at most this", "", 0.0),
+    # converged runs fit to 0.75-1.05 x the floor; at 1.5 x the part of the
+    # data the model does not explain is as large as the noise itself
     _P("trust_max_misfit", 1.5, float, "trust",
        "a result is reliable only if its runs' Fourier error is at most this multiple of the "
        "Poisson noise floor", "", 1.0),
