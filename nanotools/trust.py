@@ -50,7 +50,7 @@ of diffraction data).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 import numpy as np
@@ -60,8 +60,9 @@ from .analysis import align_supercell
 from .errors import NanotoolsError
 from .params import defaults as _defaults
 
-__all__ = ["SHARED_ERROR_PER_SPREAD", "TrustEstimate", "member_spread", "split_halves", "poisson_sqrt_variance", "poisson_noise_floor",
-           "model_intensity", "half_map_difference", "trust_verdict", "estimate_trust"]
+__all__ = ["SHARED_ERROR_PER_SPREAD", "TrustEstimate", "split_halves", "poisson_sqrt_variance",
+           "poisson_noise_floor", "model_intensity", "member_spread", "half_map_difference",
+           "trust_verdict", "estimate_trust"]
 
 
 #: Error shared by all starts per unit of member spread (see the module notes).
@@ -138,8 +139,6 @@ def split_halves(phasing) -> tuple:
     -------
     even, odd : PhasingResult
     """
-    from dataclasses import replace
-
     idx = np.asarray(phasing.start_indices)
     halves = []
     for parity in (0, 1):
@@ -302,7 +301,8 @@ _D = _defaults("trust")  # one source of defaults: nanotools.params
 
 
 def trust_verdict(*, half_difference: float, member_spread: float, fourier_error: float,
-                  noise_floor: float, half_cells: tuple, trust_max_error: float = _D["trust_max_error"],
+                  noise_floor: float, half_cells: tuple,
+                  trust_max_error: float = _D["trust_max_error"],
                   trust_max_misfit: float = _D["trust_max_misfit"],
                   trust_min_cells: int = _D["trust_min_cells"]) -> tuple[float, bool, str]:
     """The estimated error and the verdict, with its reason.
@@ -331,13 +331,14 @@ def trust_verdict(*, half_difference: float, member_spread: float, fourier_error
     ratio = fourier_error / noise_floor if noise_floor > 0 else float("inf")
     shared = SHARED_ERROR_PER_SPREAD * member_spread
     estimate = float(np.hypot(half_difference / 2, shared))
-    numbers = (f"half maps differ by {half_difference:.3f} (random error {half_difference / 2:.3f}),"
-               f" members spread {member_spread:.3f} (shared error {shared:.3f}), the chosen runs "
+    numbers = (f"half maps differ by {half_difference:.3f} (random error "
+               f"{half_difference / 2:.3f}), members spread {member_spread:.3f} (shared error "
+               f"{shared:.3f}), the chosen runs "
                f"fit the data to {fourier_error:.3g} against a Poisson floor of {noise_floor:.3g}")
     problems = []
     if min(half_cells) < trust_min_cells:
-        problems.append(f"a half holds only {min(half_cells)} supercells (at least {trust_min_cells} "
-                        "needed)")
+        problems.append(f"a half holds only {min(half_cells)} supercells (at least "
+                        f"{trust_min_cells} needed)")
     if estimate > trust_max_error:
         problems.append(f"the estimated error {estimate:.3f} exceeds {trust_max_error:g}")
     if ratio > trust_max_misfit:
@@ -345,8 +346,8 @@ def trust_verdict(*, half_difference: float, member_spread: float, fourier_error
                         f"{trust_max_misfit:g} x), so an error both halves share may hide")
     if problems:
         return estimate, False, "not reliable: " + "; ".join(problems) + f" ({numbers})."
-    return estimate, True, (f"reliable: estimated error {estimate:.3f} <= {trust_max_error:g} and misfit "
-                            f"{ratio:.2f} x <= {trust_max_misfit:g} x ({numbers}).")
+    return estimate, True, (f"reliable: estimated error {estimate:.3f} <= {trust_max_error:g} "
+                            f"and misfit {ratio:.2f} x <= {trust_max_misfit:g} x ({numbers}).")
 
 
 def estimate_trust(phasing, prepared, patterns, *, find=None, find_kwargs: dict | None = None,
@@ -420,14 +421,12 @@ def estimate_trust(phasing, prepared, patterns, *, find=None, find_kwargs: dict 
     spread_members = member_spread(patterns.supercells, patterns.best.mean)
     estimate, reliable, reason = trust_verdict(
         half_difference=difference, member_spread=spread_members, fourier_error=fourier_error,
-        noise_floor=floor,
-        half_cells=tuple(counts), trust_max_error=trust_max_error, trust_max_misfit=trust_max_misfit,
-        trust_min_cells=trust_min_cells)
+        noise_floor=floor, half_cells=tuple(counts), trust_max_error=trust_max_error,
+        trust_max_misfit=trust_max_misfit, trust_min_cells=trust_min_cells)
     ratio = fourier_error / floor if floor > 0 else float("inf")
     return TrustEstimate(
         estimated_error=estimate, reliable=reliable, reliable_reason=reason,
         half_supercells=halves, half_difference=float(difference), spread=spread,
         half_cells=tuple(int(c) for c in counts), member_spread=spread_members,
-        fourier_error=fourier_error,
-        noise_floor=floor, misfit_ratio=float(ratio),
+        fourier_error=fourier_error, noise_floor=floor, misfit_ratio=float(ratio),
         excess_misfit=float(np.sqrt(max(fourier_error ** 2 - floor ** 2, 0.0))), notes=notes)
