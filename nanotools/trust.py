@@ -26,7 +26,7 @@ image is estimated from the data, in two independent ways:
    with the factor 0.7 set once on those maps (the middle of the measured
    ratios, not fitted draw by draw); the estimate below was then within
    0.56-1.64 times the true error on all 17 of them, and is checked on the
-   independent validation family by ``benchmarks/quality.py --family``.
+   independent validation family by ``benchmarks/trust_calibration.py``.
 3. **Data misfit.** For Poisson counts a perfect model still misses the
    measured moduli by ``E[(sqrt(k) - sqrt(lambda))^2]`` per pixel (1/4 for
    many counts, since ``var(sqrt(Poisson)) ~ 1/4``), which sets the Fourier
