@@ -163,8 +163,11 @@ def _print_row(r: dict) -> None:
 def summarise(rows: list) -> dict:
     """The distribution of true errors and, where present, of the estimate."""
     err = np.array([r["error"] for r in rows], float)
-    secs = np.array([r["seconds"] for r in rows if r["seconds"] is not None], float)
+    # seconds of the maps that reached a result (a failure stops in a fraction of a second)
+    secs = np.array([r["seconds"] for r in rows
+                     if r["seconds"] is not None and not r.get("failure")], float)
     worst = sorted(rows, key=lambda r: -r["error"])[:5]
+    finite = sorted((r for r in rows if np.isfinite(r["error"])), key=lambda r: -r["error"])
     out = dict(n=len(rows), failures=int(np.sum(~np.isfinite(err))),
                median=float(np.quantile(err, 0.5, method="inverted_cdf")),
                p90=float(np.quantile(err, 0.9, method="inverted_cdf")),
@@ -172,7 +175,9 @@ def summarise(rows: list) -> dict:
                within_005=float(np.mean(err <= GOAL)), within_015=float(np.mean(err <= FAMILY_BOUND)),
                seconds_median=float(np.median(secs)) if len(secs) else None,
                seconds_worst=float(secs.max()) if len(secs) else None,
-               worst_seeds=[r["seed"] for r in worst])
+               worst_seeds=[r["seed"] for r in worst],
+               failed_seeds=[r["seed"] for r in rows if not np.isfinite(r["error"])],
+               worst_finished_seeds=[r["seed"] for r in finite[:8]])
     est = [r for r in rows if r["estimated_error"] is not None]
     if est:
         bad = [r for r in est if r["error"] > FLAG_ABOVE]
@@ -214,13 +219,18 @@ def diagnose(r: dict) -> str:
 def _print_summary(s: dict, rows: list | None = None) -> None:
     print()
     print("| draws | failures | median | 90th pct | worst | within 0.05 | within 0.15 "
-          "| s/map median | s/map worst |")
+          "| s/map median | s/map worst |")  # seconds: finished maps only
     print("|---|---|---|---|---|---|---|---|---|")
     print(f"| {s['n']} | {s['failures']} | {s['median']:.3f} | {s['p90']:.3f} | {s['worst']:.3f} "
           f"| {100 * s['within_005']:.0f} % | {100 * s['within_015']:.0f} % "
           f"| {_fmt(s['seconds_median'], '.0f')} | {_fmt(s['seconds_worst'], '.0f')} |")
     print(f"\nworst draws (seeds): {', '.join(str(x) for x in s['worst_seeds'])}")
-    for r in sorted(rows or [], key=lambda r: -r["error"])[:len(s["worst_seeds"])]:
+    if s["failed_seeds"]:
+        print(f"failed (no result): {', '.join(str(x) for x in s['failed_seeds'])}")
+    print(f"worst of the finished draws: {', '.join(str(x) for x in s['worst_finished_seeds'])}")
+    by_seed = {r["seed"]: r for r in rows or []}
+    shown = list(dict.fromkeys(s["worst_seeds"] + s["worst_finished_seeds"]))
+    for r in (by_seed[k] for k in shown if k in by_seed):
         print(f"  {r['seed']:4d} {r['texture']:9s} {r['coherence']:8s} error {r['error']:.3f}: "
               f"{diagnose(r)}")
     e = s.get("estimate")

@@ -31,8 +31,8 @@ of repeats; see ``benchmarks/speed.py``):
 """
 from __future__ import annotations
 
+import json
 import os
-import pickle
 import platform
 import threading
 from contextlib import contextmanager
@@ -56,6 +56,9 @@ __all__ = ["Backend", "FFTPlan", "GaussianBlur", "get_backend", "gpu_available",
 # uses the same plan and rounds the same way (see FFTPlan).
 _PLANNER = ("FFTW_MEASURE", "FFTW_DESTROY_INPUT")
 _planning_lock = threading.Lock()
+# the iterations' transforms run inside phasing's thread pool over starts
+# (be.workers threads): each transform itself gets one thread
+_ONE_THREAD = {"workers": 1}
 
 
 def wisdom_path() -> Path | None:
@@ -67,6 +70,20 @@ def wisdom_path() -> Path | None:
         return Path(env) if env else None
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "nanotools"
     return cache / f"fftw-wisdom-{platform.machine() or 'cpu'}"
+
+
+_WISDOM_FORMAT = "nanotools-fftw-wisdom-1"
+
+
+def _read_wisdom(path: Path) -> tuple:
+    """The wisdom stored in ``path``: JSON text holding FFTW's own wisdom
+    strings (text, one per precision), never code, so a file planted in the
+    cache folder can at worst give a slow plan. Raises ValueError, KeyError
+    or TypeError on anything else."""
+    stored = json.loads(path.read_text(encoding="ascii"))
+    if stored["format"] != _WISDOM_FORMAT:
+        raise ValueError("not nanotools FFTW wisdom")
+    return tuple(str(w).encode("ascii") for w in stored["wisdom"])
 
 
 @contextmanager
@@ -86,16 +103,17 @@ def _shared_wisdom():
                     if fcntl is not None:
                         fcntl.flock(lock_file, fcntl.LOCK_EX)
                     if path.exists():
-                        pyfftw.import_wisdom(pickle.loads(path.read_bytes()))
-                except (OSError, pickle.UnpicklingError, ValueError, TypeError, EOFError):
-                    pass  # no shared wisdom: plans are this process's own
+                        pyfftw.import_wisdom(_read_wisdom(path))
+                except (OSError, ValueError, TypeError, KeyError):
+                    pass  # no shared wisdom (or not ours): plans are this process's own
             before = pyfftw.export_wisdom()
             yield
             after = pyfftw.export_wisdom()
             if path is not None and lock_file is not None and after != before:
                 try:
                     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-                    tmp.write_bytes(pickle.dumps(after))
+                    tmp.write_text(json.dumps({"format": _WISDOM_FORMAT,
+                                               "wisdom": [w.decode("ascii") for w in after]}))
                     os.replace(tmp, path)
                 except OSError:
                     pass
@@ -372,12 +390,17 @@ class FFTPlan:
     :meth:`forward` computes ``F[c]`` from ``psi[c]`` (``psi`` is kept, HIO
     and RAAR need it) and :meth:`inverse` transforms ``F[c]`` back in place.
 
-    With pyFFTW the plans are made once for these buffers, with
-    ``FFTW_ESTIMATE``: a measured plan would be faster for some sizes but is
-    chosen by timing, so two processes (a resumed run, a Dask worker) could
-    pick different algorithms and round differently. Estimated one-start
-    plans are the same in every process, for every batch size and thread
-    count, so a start's result depends on (seed, k) alone, bit for bit. The
+    With pyFFTW the plans are made once for these buffers, one start per
+    plan and one thread per transform, with ``FFTW_MEASURE`` (estimated plans
+    of these sizes are up to 5x slower). A measured plan is chosen by timing,
+    so two processes (a resumed run, a Dask worker) could pick different
+    algorithms and round differently: the plans are therefore made under a
+    lock from the wisdom file every process shares (:func:`wisdom_path`), so
+    every process uses the same plan, for every batch size and thread count,
+    and a start's result depends on (seed, k) alone, bit for bit. With
+    scipy.fft each transform also runs on one thread: the starts are spread
+    over ``be.workers`` threads already, and threads inside each transform
+    on top would oversubscribe the cores. The
     transforms are unnormalised: the Fourier projection applies
     :attr:`modulus_scale` to get the unitary modulus and
     :attr:`projection_scale` so the inverse lands on the unitary result.
@@ -407,6 +430,7 @@ class FFTPlan:
             self.projection_scale = 1.0 / size
         else:
             self.modulus_scale = self.projection_scale = 1.0
+        self._kw = _ONE_THREAD if be.name == "numpy" else {}
 
     def forward(self, i: int) -> None:
         """``F <- FFT(psi)`` for chunk ``i``."""
@@ -415,7 +439,7 @@ class FFTPlan:
         else:
             c = self.chunks[i]
             self.F[c] = self.be._fft.fftn(self.psi[c], axes=self.axes, norm="ortho",
-                                          **self.be._fft_kw)
+                                          **self._kw)
 
     def inverse(self, i: int) -> None:
         """``F <- IFFT(F)``, in place, for chunk ``i``."""
@@ -424,7 +448,7 @@ class FFTPlan:
         else:
             c = self.chunks[i]
             self.F[c] = self.be._fft.ifftn(self.F[c], axes=self.axes, norm="ortho",
-                                           overwrite_x=True, **self.be._fft_kw)
+                                           overwrite_x=True, **self._kw)
 
 
 class GaussianBlur:
@@ -472,6 +496,8 @@ class GaussianBlur:
         else:
             self.input = be.empty(self.shape, be.real_dtype)
         self.transfer = be.asarray(g, be.real_dtype)
+        # one thread per transform: the blurs run inside the pool over starts
+        self._kw = _ONE_THREAD if be.name == "numpy" else {}
 
     def __call__(self, a=None):
         """The blurred ``a`` (or of :attr:`input`, filled by the caller to save a copy).
@@ -484,10 +510,9 @@ class GaussianBlur:
             self._c2r.execute()
             return self._out
         f = self.be._fft
-        spec = f.rfftn(self.input, axes=self.axes, **self.be._fft_kw)
+        spec = f.rfftn(self.input, axes=self.axes, **self._kw)
         spec *= self.transfer
-        return f.irfftn(spec, s=[self.shape[a] for a in self.axes], axes=self.axes,
-                        **self.be._fft_kw)
+        return f.irfftn(spec, s=[self.shape[a] for a in self.axes], axes=self.axes, **self._kw)
 
 
 @lru_cache(maxsize=1)

@@ -4,10 +4,11 @@ Start ``k`` of seed ``s`` draws from ``np.random.default_rng([s, k])`` and
 the engine's transforms do not depend on the batch size (see
 :class:`nanotools.backend.FFTPlan`), so any split of the starts into chunks,
 computed anywhere, joins (:func:`nanotools.phasing.concatenate`) into the
-result of one local run with the same seed.
+result of one local run with the same seed; the splitting and joining is
+:func:`nanotools.chunks.phase_in_chunks`, here with the chunks on workers.
 
-Example
--------
+Examples
+--------
 >>> from dask.distributed import Client                      # doctest: +SKIP
 >>> with Client("tcp://scheduler:8786") as client:            # doctest: +SKIP
 ...     result = phase_retrieval_distributed(prepared, client, n_starts=512,
@@ -19,19 +20,11 @@ import time
 
 import numpy as np
 
+from .chunks import phase_in_chunks, start_chunks
 from .errors import ParameterError
-from .phasing import PhasingResult, concatenate, phase_retrieval
+from .phasing import PhasingResult, phase_retrieval
 
-__all__ = ["phase_retrieval_distributed", "start_chunks"]
-
-
-def start_chunks(n_starts: int, chunk: int, start: int = 0) -> list[tuple[int, int]]:
-    """``(first start, number of starts)`` of each chunk, in order."""
-    if n_starts < 1:
-        raise ParameterError(f"n_starts must be >= 1, got {n_starts}")
-    if chunk < 1:
-        raise ParameterError(f"chunk must be >= 1, got {chunk}")
-    return [(start + a, min(chunk, n_starts - a)) for a in range(0, n_starts, chunk)]
+__all__ = ["phase_retrieval_distributed"]
 
 
 def _phase_chunk(prepared, *, first: int, count: int, seed: int, fft_workers: int,
@@ -57,12 +50,14 @@ def phase_retrieval_distributed(prepared, client, *, n_starts: int, chunk: int |
         The :class:`~nanotools.preprocess.PreparedMap` (sent to the workers once).
     client
         A ``dask.distributed.Client``.
-    n_starts, seed, start
-        As for :func:`~nanotools.phasing.phase_retrieval`; the result equals
-        a local run with the same values.
+    n_starts
+        As for :func:`~nanotools.phasing.phase_retrieval`.
     chunk
         Starts per task; by default the starts are split evenly, two tasks
         per worker thread (so a slow worker does not hold up the end).
+    seed, start
+        As for :func:`~nanotools.phasing.phase_retrieval`; the result equals
+        a local run with the same values.
     fft_workers
         FFT threads per task. Keep 1 when each worker thread runs a task.
     **phasing_params
@@ -89,16 +84,22 @@ def phase_retrieval_distributed(prepared, client, *, n_starts: int, chunk: int |
     # hash=False: a unique key, so a release of an earlier identical scatter
     # cannot take this one with it
     remote = client.scatter(prepared, broadcast=True, hash=False)
-    futures = [client.submit(_phase_chunk, remote, first=first, count=count, seed=seed,
-                             fft_workers=fft_workers, params=dict(phasing_params), pure=False,
-                             key=f"nanotools-phase-{seed}-{first}-{count}-{time.time_ns()}")
-               for first, count in pieces]
-    try:
-        results = client.gather(futures)
-    finally:
-        for f in futures:
-            f.release()
-    joined = concatenate(sorted(results, key=lambda r: int(r.start_indices[0])))
+
+    def _on_workers(_phase_one, pieces):
+        """The chunks' results, computed on the workers."""
+        # the chunks run on the workers with their own backend (_phase_chunk)
+        futures = [client.submit(_phase_chunk, remote, first=first, count=count, seed=seed,
+                                 fft_workers=fft_workers, params=dict(phasing_params),
+                                 pure=False,
+                                 key=f"nanotools-phase-{seed}-{first}-{count}-{time.time_ns()}")
+                   for first, count in pieces]
+        try:
+            return client.gather(futures)
+        finally:
+            for f in futures:
+                f.release()
+
+    joined = phase_in_chunks(prepared, pieces, seed=seed, map_chunks=_on_workers)
     joined.parameters["task_time_s"] = joined.phasing_time_s
     joined.parameters["chunk"] = chunk
     joined.phasing_time_s = time.perf_counter() - t0

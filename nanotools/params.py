@@ -12,13 +12,21 @@ from typing import Any, Iterable
 
 from .errors import ParameterError
 
-__all__ = ["Parameter", "PARAMETERS", "defaults", "stage_parameters", "parse_value",
-           "validate", "parse_pairs"]
+__all__ = ["Parameter", "PARAMETERS", "defaults", "stage_parameters", "arguments_for",
+           "parse_value", "validate", "parse_pairs", "to_json"]
 
 
 @dataclass(frozen=True)
 class Parameter:
-    """One parameter: its name, default, Python type, stage and allowed range."""
+    """One parameter: its name, default, Python type, stage and allowed range.
+
+    ``label`` is the short name a person reads beside a widget control (the
+    unit is added to it); ``help`` is the sentence behind it (the tooltip,
+    the command line's help). ``consumer`` names the one function that takes
+    the parameter as a keyword argument of the same name (the simulate
+    stage's ``sim_`` names are mapped by the code that simulates);
+    :func:`arguments_for` picks its keywords from a parameter set.
+    """
 
     name: str
     default: Any
@@ -29,89 +37,186 @@ class Parameter:
     minimum: float | None = None
     maximum: float | None = None
     choices: tuple | None = None
+    label: str = ""
+    consumer: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.consumer:
+            object.__setattr__(self, "consumer", _STAGE_CONSUMERS[self.stage])
+
+
+#: The function that takes a stage's parameters, unless a parameter names its own.
+_STAGE_CONSUMERS = {
+    "simulate": "nanotools.simulate.simulate_map",
+    "preprocess": "nanotools.preprocess.prepare",
+    "phasing": "nanotools.phasing.phase_retrieval",
+    "patterns": "nanotools.patterns.find_supercells",
+    "trust": "nanotools.trust.estimate_trust",
+}
 
 
 _P = Parameter
 _LIST = [
     # -- simulate (used by `nanotools run` without INPUT and the first notebook)
     _P("texture", "laminate", str, "simulate", "texture to simulate",
-       choices=("checkerboard", "laminate", "bent_wave")),
-    _P("sim_period_nm", 12.0, float, "simulate", "texture period", "nm", 1e-3),
-    _P("sim_thickness_nm", 40.0, float, "simulate", "film thickness", "nm", 1e-3),
-    _P("sim_total_counts", 1e9, float, "simulate", "total counts in the map", "counts", 1.0),
-    _P("sim_seed", 0, int, "simulate", "seed of the simulated noise", "", 0),
+       choices=("checkerboard", "laminate", "bent_wave"), label="texture"),
+    _P("sim_period_nm", 12.0, float, "simulate", "texture period", "nm", 1e-3, label="period"),
+    _P("sim_thickness_nm", 40.0, float, "simulate", "film thickness", "nm", 1e-3,
+       label="thickness"),
+    _P("sim_total_counts", 1e9, float, "simulate", "total counts in the map", "counts", 1.0,
+       label="total"),
+    _P("sim_seed", 0, int, "simulate", "seed of the simulated noise", "", 0, label="noise seed"),
     # -- preprocess
     _P("period_nm", 0.0, float, "preprocess",
-       "texture period; 0 = measure from the satellite spacing", "nm", 0.0),
+       "texture period; 0 = measure from the satellite spacing", "nm", 0.0, label="period"),
     _P("thickness_nm", 0.0, float, "preprocess",
-       "film thickness; 0 = measure from the thickness fringes", "nm", 0.0),
-    _P("bin", 1, int, "preprocess", "bin the map by this factor along every axis", "", 1, 16),
+       "film thickness; 0 = measure from the thickness fringes", "nm", 0.0, label="thickness"),
+    _P("bin", 1, int, "preprocess", "bin the map by this factor along every axis", "", 1, 16,
+       label="binning factor"),
     _P("background", -1.0, float, "preprocess",
        "flat background per pixel to subtract; -1 = estimate from the map's edges",
-       "counts", -1.0),
+       "counts", -1.0, label="background"),
     _P("unit_cell", "", str, "preprocess",
-       "lattice constants 'a,b,c' in angstrom for r.l.u. axes (overrides the file)"),
+       "lattice constants 'a,b,c' in angstrom for r.l.u. axes (overrides the file)",
+       label="unit cell (a,b,c)",
+       consumer="nanotools.io.read_map"),
     # -- phasing
-    _P("n_starts", 32, int, "phasing", "number of random starts", "", 1, 100000),
+    _P("n_starts", 32, int, "phasing", "number of random starts", "", 1, 100000,
+       label="random starts"),
     _P("algorithm", "HIO**1000 RAAR**500 ER**200", str, "phasing",
-       "sequence of ALGO**N steps, ALGO in ER, HIO, RAAR; total = n_iterations per start"),
-    _P("beta", 0.9, float, "phasing", "feedback parameter of HIO and RAAR", "", 0.0, 1.0),
+       "sequence of ALGO**N steps, ALGO in ER, HIO, RAAR; total = n_iterations per start",
+       label="algorithm"),
+    _P("beta", 0.9, float, "phasing", "feedback parameter of HIO and RAAR", "", 0.0, 1.0,
+       label="feedback beta"),
     _P("support_margin", 1.15, float, "phasing",
-       "initial support = estimated film slab x coherent patch, enlarged by this factor", "", 0.5, 4.0),
-    _P("shrink_wrap_every", 20, int, "phasing", "shrink-wrap period; 0 = never", "iterations", 0),
+       "initial support = estimated film slab x coherent patch, enlarged by this factor",
+       "", 0.5, 4.0,
+       label="support margin"),
+    _P("shrink_wrap_every", 20, int, "phasing", "shrink-wrap period; 0 = never", "iterations", 0,
+       label="shrink-wrap every"),
     _P("shrink_wrap_threshold", 0.12, float, "phasing",
-       "shrink-wrap keeps pixels above this fraction of the blurred maximum", "", 0.0, 1.0),
-    _P("shrink_wrap_sigma_nm", 2.0, float, "phasing", "blur width of shrink-wrap", "nm", 0.0),
+       "shrink-wrap keeps pixels above this fraction of the blurred maximum", "", 0.0, 1.0,
+       label="shrink-wrap threshold"),
+    _P("shrink_wrap_sigma_nm", 2.0, float, "phasing", "blur width of shrink-wrap", "nm", 0.0,
+       label="shrink-wrap blur"),
     _P("amplitude_constraint", 0.5, float, "phasing",
        "pull the amplitude towards its average over one period (0 = off, 1 = hard); "
        "annealed to 0 over the first 70 % of the iterations",
-       "", 0.0, 1.0),
+       "", 0.0, 1.0, label="amplitude constraint"),
     _P("precision", "single", str, "phasing", "floating-point precision",
-       choices=("single", "double")),
-    _P("backend", "numpy", str, "phasing", "array library", choices=("numpy", "cupy")),
-    _P("keep_runs", 16, int, "phasing", "number of best runs stored in result.h5", "", 0),
+       choices=("single", "double"), label="precision"),
+    _P("backend", "numpy", str, "phasing", "array library", choices=("numpy", "cupy"),
+       label="array library"),
+    _P("keep_runs", 16, int, "phasing", "number of best runs stored in result.h5", "", 0,
+       label="runs kept",
+       consumer="nanotools.io.write_result"),
     # -- patterns
-    _P("n_clusters", 3, int, "patterns", "number of k-means clusters", "", 1, 100),
+    _P("n_clusters", 3, int, "patterns", "number of k-means clusters", "", 1, 100,
+       label="clusters"),
     _P("best_fraction", 0.5, float, "patterns",
-       "fraction of runs (lowest Fourier error) passed to pattern recognition", "", 0.0, 1.0),
+       "fraction of runs (lowest Fourier error) passed to pattern recognition", "", 0.0, 1.0,
+       label="best runs fraction"),
     _P("patch_threshold", 0.5, float, "patterns",
-       "a supercell is cut only where the run's amplitude envelope exceeds this fraction of its maximum",
-       "", 0.0, 1.0),
+       "a supercell is cut only where the run's amplitude envelope exceeds this fraction "
+       "of its maximum",
+       "", 0.0, 1.0, label="patch threshold"),
     _P("min_cluster_fraction", 0.1, float, "patterns",
-       "a cluster must hold at least this fraction of the supercells to be chosen", "", 0.0, 1.0),
+       "a cluster must hold at least this fraction of the supercells to be chosen", "", 0.0, 1.0,
+       label="min cluster fraction"),
     _P("cluster_merge_factor", 2.0, float, "patterns",
        "clusters whose averages lie closer than this many times their members' rms spread are "
-       "merged before choosing; 0 = never merge", "", 0.0, 10.0),
+       "merged before choosing; 0 = never merge", "", 0.0, 10.0, label="cluster merge factor"),
     # -- trust (half maps and data misfit: nanotools.trust)
     # the estimate was 0.56-1.64 x the true error on the calibration maps, so
     # 0.055 flags every result whose true error may exceed 0.10
     _P("trust_max_error", 0.055, float, "trust",
-       "a result is reliable only if its estimated complex error is at most this", "", 0.0),
+       "a result is reliable only if its estimated complex error is at most this", "", 0.0,
+       label="max estimated error"),
     # converged runs fit to 0.75-1.05 x the floor; at 1.5 x the part of the
     # data the model does not explain is as large as the noise itself
     _P("trust_max_misfit", 1.5, float, "trust",
        "a result is reliable only if its runs' Fourier error is at most this multiple of the "
-       "Poisson noise floor", "", 1.0),
+       "Poisson noise floor", "", 1.0, label="max misfit / noise"),
     _P("trust_min_cells", 4, int, "trust",
-       "a result is reliable only if each half of the starts yields at least this many supercells",
-       "", 1),
+       "a result is reliable only if each half of the starts yields at least this many "
+       "supercells", "", 1, label="min supercells per half"),
 ]
 PARAMETERS: dict[str, Parameter] = {p.name: p for p in _LIST}
 
 
 def defaults(stage: str | None = None) -> dict[str, Any]:
-    """Default value of every parameter (of one stage, if given)."""
+    """Default value of every parameter.
+
+    Parameters
+    ----------
+    stage
+        Only this stage's parameters, if given.
+
+    Returns
+    -------
+    dict
+        Name -> default.
+    """
     return {p.name: p.default for p in _LIST if stage is None or p.stage == stage}
 
 
 def stage_parameters(params: dict[str, Any], stage: str) -> dict[str, Any]:
-    """The entries of ``params`` that belong to ``stage``."""
+    """The entries of a parameter set that belong to one stage.
+
+    Parameters
+    ----------
+    params
+        Name -> value.
+    stage
+        A stage name (:attr:`Parameter.stage`).
+
+    Returns
+    -------
+    dict
+        The stage's entries.
+    """
     return {k: v for k, v in params.items() if PARAMETERS[k].stage == stage}
 
 
+def arguments_for(consumer: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The entries of ``params`` that ``consumer`` takes as keyword arguments.
+
+    Parameters
+    ----------
+    consumer
+        Dotted name of a stage function, e.g. ``"nanotools.phasing.phase_retrieval"``
+        (:attr:`Parameter.consumer`).
+    params
+        A parameter set (name -> value), e.g. from :func:`validate`.
+
+    Returns
+    -------
+    dict
+        The keyword arguments, in the order of ``params``.
+    """
+    return {k: v for k, v in params.items() if PARAMETERS[k].consumer == consumer}
+
+
 def parse_value(name: str, value: Any) -> Any:
-    """Convert ``value`` (a string from the command line or a literal) to the
-    parameter's type and check its range; raise :class:`ParameterError`."""
+    """Convert a value to the parameter's type and check its range.
+
+    Parameters
+    ----------
+    name
+        The parameter's name.
+    value
+        A string from the command line or a literal.
+
+    Returns
+    -------
+    object
+        The typed value.
+
+    Raises
+    ------
+    ParameterError
+        Unknown name, wrong type, outside the range or the choices.
+    """
     if name not in PARAMETERS:
         known = ", ".join(sorted(PARAMETERS))
         raise ParameterError(f"unknown parameter '{name}' (known: {known})")
@@ -154,7 +259,18 @@ def parse_value(name: str, value: Any) -> Any:
 
 
 def validate(params: dict[str, Any] | None = None) -> dict[str, Any]:
-    """All parameters: the defaults updated with ``params``, each checked."""
+    """All parameters: the defaults updated with ``params``, each checked.
+
+    Parameters
+    ----------
+    params
+        Name -> value to override.
+
+    Returns
+    -------
+    dict
+        Every parameter's typed value.
+    """
     full = defaults()
     for name, value in (params or {}).items():
         full[name] = parse_value(name, value)
@@ -162,10 +278,32 @@ def validate(params: dict[str, Any] | None = None) -> dict[str, Any]:
 
 
 def parse_pairs(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
-    """Parse ``-p NAME VALUE`` pairs from the command line into typed values."""
+    """Parse ``-p NAME VALUE`` pairs from the command line.
+
+    Parameters
+    ----------
+    pairs
+        ``(name, value)`` strings.
+
+    Returns
+    -------
+    dict
+        Name -> typed value.
+    """
     return {name: parse_value(name, value) for name, value in pairs}
 
 
 def to_json(params: dict[str, Any]) -> str:
-    """The parameter set as JSON, for provenance."""
+    """The parameter set as JSON, for provenance.
+
+    Parameters
+    ----------
+    params
+        Name -> value.
+
+    Returns
+    -------
+    str
+        JSON with sorted keys.
+    """
     return json.dumps(params, sort_keys=True)

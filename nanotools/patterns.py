@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .analysis import best_integer_shift, displacement, fourier_shift, supercell_half_rows
+from .analysis import align_supercell, displacement, supercell_half_rows
 from .errors import InputError, ParameterError
 from .params import defaults as _defaults
 
@@ -219,33 +219,6 @@ def cut_supercell(spectrum: np.ndarray, x0: float, z_centre: float, *, period_px
     return Mx @ spectrum @ Mz.T
 
 
-def _align_one(cell, ref, max_dz):
-    """Twin, shift (sub-pixel, periodic in x) and global phase of ``cell``
-    onto ``ref``; returns (aligned, twin, normalised correlation)."""
-    best = None
-    for tw in (False, True):
-        r = np.conj(cell[::-1, ::-1]) if tw else cell
-        sx, sz, _ = best_integer_shift(ref, r, max_dz)
-        # sub-pixel: parabola through the correlation at the neighbours
-        fx = _parabola([_corr(ref, fourier_shift(r, sx + d, sz)) for d in (-1, 0, 1)])
-        fz = _parabola([_corr(ref, fourier_shift(r, sx, sz + d)) for d in (-1, 0, 1)])
-        moved = fourier_shift(r, sx + fx, sz + fz)
-        a = np.vdot(moved, ref)
-        score = abs(a) / (np.linalg.norm(moved) * np.linalg.norm(ref) + 1e-30)
-        if best is None or score > best[2]:
-            best = (moved * np.exp(1j * np.angle(a)), tw, score)
-    return best
-
-
-def _corr(a, b):
-    return abs(np.vdot(b, a))
-
-
-def _parabola(y):
-    den = y[0] - 2 * y[1] + y[2]
-    return float(np.clip(0.5 * (y[0] - y[2]) / den, -0.5, 0.5)) if den < 0 else 0.0
-
-
 def align_supercells(cells: np.ndarray, reference: np.ndarray, *, max_dz: int = 3
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Align every supercell on ``reference`` (shift, twin, global phase).
@@ -257,7 +230,8 @@ def align_supercells(cells: np.ndarray, reference: np.ndarray, *, max_dz: int = 
     twin = np.zeros(len(cells), bool)
     corr = np.zeros(len(cells))
     for i, c in enumerate(cells):
-        out[i], twin[i], corr[i] = _align_one(c, reference, max_dz)
+        out[i], info = align_supercell(c, reference, max_dz=max_dz, refine="peak")
+        twin[i], corr[i] = info["twin"], info["correlation"]
     return out, twin, corr
 
 

@@ -20,51 +20,80 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
-import inspect
 import json
 import os
 import shutil
 import time
 import warnings
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from . import __version__
 from .errors import InputError, NanotoolsError, ParameterError
 from .io import Reconstruction, load_stage, read_map, save_stage, sha256_file, write_result
-from .params import to_json, validate
+from .params import arguments_for, to_json, validate
 
-__all__ = ["reconstruct_file", "checkpoint_dir", "checkpoint_key", "run_phasing"]
+__all__ = ["reconstruct_file", "build_reconstruction", "checkpoint_dir", "checkpoint_key",
+           "run_phasing"]
 
 _KEY_FILE = "checkpoint.json"
 
 
 def checkpoint_dir(out_path: str | os.PathLike) -> Path:
-    """Where the checkpoint of ``out_path`` lives: ``<out_path>.partial/``."""
+    """Where the checkpoint of a result lives.
+
+    Parameters
+    ----------
+    out_path
+        The result file.
+
+    Returns
+    -------
+    Path
+        ``<out_path>.partial/``.
+    """
     out_path = Path(out_path)
     return out_path.with_name(out_path.name + ".partial")
 
 
 def checkpoint_key(input_sha256: str, params: dict, seed: int) -> str:
-    """The identity of a run: a checkpoint is reused only for the same
-    input bytes, parameters, seed and nanotools version (a new version may
-    phase differently, and mixing starts of two versions would be garbage)."""
+    """The identity of a run, for its checkpoint.
+
+    A checkpoint is reused only for the same input bytes, parameters, seed
+    and nanotools version (a new version may phase differently, and mixing
+    starts of two versions would be garbage).
+
+    Parameters
+    ----------
+    input_sha256
+        SHA-256 of the input file (hex).
+    params
+        The full parameter set.
+    seed
+        The run's seed.
+
+    Returns
+    -------
+    str
+        SHA-256 (hex) of all of them.
+    """
     blob = json.dumps({"input_sha256": input_sha256, "parameters": json.loads(to_json(params)),
                        "seed": int(seed), "version": __version__}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def _call(func, *args, params: dict, **extra):
-    """Call a stage function with the registry parameters it accepts (by
-    name), plus ``extra``; so the registry can hold parameters of other
-    stages without every function having to swallow them."""
-    accepted = inspect.signature(func).parameters
-    takes_all = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
-    kwargs = {k: v for k, v in params.items() if takes_all or k in accepted}
-    kwargs.update(extra)
-    return func(*args, **kwargs)
+def _check_out_folder(folder: Path) -> None:
+    """Fail before any work when the result's folder cannot be created: the
+    nearest existing ancestor must be a folder this process may write in."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise InputError("cannot create the output folder: a file is in the way", existing)
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError("cannot create the output folder: no permission to write in",
+                         existing)
 
 
 def _naming(exc: NanotoolsError, input_path) -> NanotoolsError:
@@ -138,7 +167,7 @@ def run_phasing(prepared, params: dict, *, seed: int, checkpoint: Path | None = 
     resumed : int
         Starts taken from the checkpoint.
     """
-    from . import phasing
+    from .chunks import phase_in_chunks, start_chunks
 
     n_starts = int(params["n_starts"])
     chunk_size = max(1, n_starts // 8) if chunk_size is None else max(1, int(chunk_size))
@@ -157,21 +186,74 @@ def run_phasing(prepared, params: dict, *, seed: int, checkpoint: Path | None = 
         from tqdm.auto import tqdm
         bar = tqdm(total=n_starts, initial=done, unit="start", desc="phasing",
                    dynamic_ncols=True, leave=False)
+
+    def _finished(chunk) -> None:
+        """Checkpoint a finished chunk and count it on the bar."""
+        if checkpoint is not None:
+            save_stage(checkpoint / f"starts_{int(chunk.start_indices[0]):07d}.h5", chunk)
+        if bar is not None:
+            bar.update(chunk.n_starts)
+
+    pieces = start_chunks(n_starts - done, chunk_size, done) if done < n_starts else []
+    kwargs = arguments_for("nanotools.phasing.phase_retrieval", params)
+    kwargs.pop("n_starts")
     try:
-        while done < n_starts:
-            count = min(chunk_size, n_starts - done)
-            chunk = _call(phasing.phase_retrieval, prepared, params=params,
-                          n_starts=count, seed=int(seed), start=done)
-            if checkpoint is not None:
-                save_stage(checkpoint / f"starts_{done:07d}.h5", chunk)
-            chunks.append(chunk)
-            done += count
-            if bar is not None:
-                bar.update(count)
+        phased = phase_in_chunks(prepared, pieces, seed=int(seed), done=chunks,
+                                 on_chunk=_finished, **kwargs)
     finally:
         if bar is not None:
             bar.close()
-    return phasing.concatenate(chunks), resumed
+    return phased, resumed
+
+
+def build_reconstruction(found, phased, *, parameters: dict, seed: int, input_path: str = "",
+                         input_sha256: str = "", notes: list | None = None,
+                         date: str | None = None, trust=None) -> Reconstruction:
+    """The :class:`~nanotools.io.Reconstruction` of a finished run: the
+    chosen cluster's maps and the resolution of its members.
+
+    The one place a reconstruction is put together: :func:`reconstruct_file`
+    and the summary notebook both call it, then :func:`nanotools.io.write_result`.
+
+    Parameters
+    ----------
+    found
+        The :class:`~nanotools.patterns.PatternResult`.
+    phased
+        The :class:`~nanotools.phasing.PhasingResult` of every start.
+    parameters
+        The full, validated parameter set.
+    seed
+        The run's random seed.
+    input_path, input_sha256
+        The input map and its SHA-256 (empty for a simulated map).
+    notes
+        What the pipeline decided, for the provenance.
+    date
+        ISO 8601 date of the run; now if None.
+    trust
+        The :class:`~nanotools.trust.TrustEstimate` (half maps, verdict), or
+        None.
+
+    Returns
+    -------
+    Reconstruction
+        With ``wall_time_s`` 0: the caller sets it before writing.
+    """
+    from . import analysis
+
+    if date is None:
+        date = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+    maps = analysis.supercell_maps(found.best.mean, G=found.G, pixel_nm=tuple(found.pixel_nm))
+    members = np.asarray(found.supercells)[np.asarray(found.labels) == found.chosen]
+    resolution = {}
+    if len(members) >= 2:  # the PRTF compares members: one alone gives none
+        _, _, resolution = analysis.prtf(members, pixel_nm=tuple(found.pixel_nm))
+    return Reconstruction(
+        supercell=maps, patterns=found, phasing=phased, parameters=parameters, seed=int(seed),
+        input_path=input_path, input_sha256=input_sha256,
+        phasing_time_s=float(phased.phasing_time_s), resolution=dict(resolution),
+        notes=list(notes or []), date=date, version=__version__, trust=trust)
 
 
 def reconstruct_file(input_path: str | os.PathLike, out_path: str | os.PathLike,
@@ -186,7 +268,7 @@ def reconstruct_file(input_path: str | os.PathLike, out_path: str | os.PathLike,
     input_path
         The map (NeXus/HDF5, ``.npy``/``.npz``; see :func:`nanotools.io.read_map`).
     out_path
-        The result file (CONTRACT.md layout). Its folder is created.
+        The result file (docs/CONTRACT.md layout). Its folder is created.
     params
         Parameters to override (name -> value; strings are converted), see
         ``nanotools.params.PARAMETERS``.
@@ -213,10 +295,10 @@ def reconstruct_file(input_path: str | os.PathLike, out_path: str | os.PathLike,
     InputError, ParameterError
         Bad input or parameters (checked before any long computation).
     """
-    from . import analysis, patterns, preprocess, trust
+    from . import patterns, preprocess, trust
 
     t0 = time.perf_counter()
-    date = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    date = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     full = validate(params)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ParameterError(f"seed must be a non-negative integer, got {seed!r}")
@@ -226,47 +308,48 @@ def reconstruct_file(input_path: str | os.PathLike, out_path: str | os.PathLike,
         raise InputError("the output path is a directory; give a file name (result.h5)", out_path)
     if out_path.exists() and not force:
         raise InputError("the output file exists; pass --force to overwrite it", out_path)
+    _check_out_folder(out_path.parent)
     input_sha = sha256_file(input_path)
     notes = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         rsm = read_map(input_path, data_path, axes=axes, unit_cell=full["unit_cell"] or None,
-                       out_of_plane=out_of_plane)
+                       out_of_plane=out_of_plane)  # the registry's "" means: from the file
     for w in caught:  # pass them on (the CLI prints them) and keep them in the result
         notes.append(f"warning: {w.message}")
         warnings.warn(w.message, w.category, stacklevel=2)
     notes.append(f"out-of-plane axis '{rsm.axis_names[-1]}': {rsm.out_of_plane_reason}")
     try:
-        prepared = _call(preprocess.prepare, rsm, params=full)
+        prepared = preprocess.prepare(
+            rsm, **arguments_for("nanotools.preprocess.prepare", full))
         notes.extend(str(n) for n in getattr(prepared, "notes", []))
-        out_path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            out_path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a file in the way, no permission ...
+            raise InputError(f"cannot create the output folder ({exc.strerror or exc})",
+                             out_path.parent) from None
         folder = checkpoint_dir(out_path) if checkpoint else None
         key = checkpoint_key(input_sha, full, seed)
         phased, resumed = run_phasing(prepared, full, seed=seed, checkpoint=folder, key=key,
                                       chunk_size=chunk_size, progress=progress)
         if resumed:
             notes.append(f"resumed from a checkpoint with {resumed} finished starts")
-        found = _call(patterns.find_supercells, phased, prepared, params=full, seed=seed)
+        found = patterns.find_supercells(
+            phased, prepared, seed=seed,
+            **arguments_for("nanotools.patterns.find_supercells", full))
         notes.extend(str(n) for n in found.notes)
         # each half of the starts through the same pattern recognition
-        find_kwargs = {k: v for k, v in full.items()
-                       if k in inspect.signature(patterns.find_supercells).parameters}
-        trusted = _call(trust.estimate_trust, phased, prepared, found, params=full,
-                        find_kwargs=dict(find_kwargs, seed=seed))
+        trusted = trust.estimate_trust(
+            phased, prepared, found,
+            find_kwargs=dict(arguments_for("nanotools.patterns.find_supercells", full),
+                             seed=seed),
+            **arguments_for("nanotools.trust.estimate_trust", full))
         notes.extend(str(n) for n in trusted.notes)
     except NanotoolsError as exc:
         raise _naming(exc, input_path) from None
-    best = found.best
-    maps = analysis.supercell_maps(best.mean, G=found.G, pixel_nm=tuple(found.pixel_nm))
-    members = np.asarray(found.supercells)[np.asarray(found.labels) == found.chosen]
-    resolution = {}
-    if len(members) >= 2:
-        _, _, resolution = analysis.prtf(members, pixel_nm=tuple(found.pixel_nm))
-    rec = Reconstruction(
-        supercell=maps, patterns=found, phasing=phased, parameters=full, seed=seed,
-        input_path=str(input_path), input_sha256=input_sha,
-        phasing_time_s=float(phased.phasing_time_s), resolution=dict(resolution),
-        notes=notes, date=date, version=__version__, trust=trusted)
+    rec = build_reconstruction(found, phased, parameters=full, seed=seed,
+                               input_path=str(input_path), input_sha256=input_sha, notes=notes,
+                               date=date, trust=trusted)
     rec.wall_time_s = time.perf_counter() - t0
     write_result(out_path, rec, force=force)
     if folder is not None and folder.exists():

@@ -15,7 +15,6 @@ in 1/angstrom, real-space axes in nm, displacements in angstrom.
 """
 from __future__ import annotations
 
-import re
 from typing import Any, Sequence
 
 import numpy as np
@@ -24,9 +23,10 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
+from .phasing import parse_algorithm
+
 __all__ = [
     "satellite_positions",
-    "algorithm_steps",
     "nice_length",
     "add_scale_bar",
     "plot_rsm",
@@ -79,17 +79,6 @@ def satellite_positions(period_nm: float, *, q_centre: float = 0.0, orders: int 
         lo, hi = min(q_range), max(q_range)
         q = q[(q >= lo) & (q <= hi)]
     return np.sort(q)
-
-
-def algorithm_steps(algorithm: str) -> list[tuple[str, int]]:
-    """Split an algorithm sequence such as ``"RAAR**400 HIO**200"`` into
-    ``[("RAAR", 400), ("HIO", 200)]`` (a bare name counts as one iteration)."""
-    steps = []
-    for token in str(algorithm).split():
-        m = re.fullmatch(r"([A-Za-z]+)(?:\*\*(\d+))?", token)
-        if m:
-            steps.append((m.group(1).upper(), int(m.group(2) or 1)))
-    return steps
 
 
 def nice_length(span: float, *, fraction: float = 0.25) -> float:
@@ -350,7 +339,8 @@ def plot_convergence(history: np.ndarray, *, fourier_error: np.ndarray | None = 
         ax.set_yscale("log")
     ax.set_xlim(1, max(n_iter, 2))
     done = 0
-    for name, n in algorithm_steps(algorithm or ""):
+    # the phasing's own parser: the steps drawn are the steps run
+    for name, n in (parse_algorithm(algorithm) if algorithm else []):
         ax.axvline(done + 0.5, color="tab:blue", ls=":", lw=0.8)
         ax.text(done + 1, 1.0, name, transform=ax.get_xaxis_transform(), va="top",
                 fontsize=7, color="tab:blue")

@@ -13,7 +13,7 @@ everything into ``DIR`` at once:
     Each stage's output (HDF5, :func:`nanotools.io.save_stage`), so any
     notebook can be re-run alone from ``DIR``.
 ``DIR/result.h5``
-    The result file of CONTRACT.md (:func:`nanotools.io.write_result`).
+    The result file of docs/CONTRACT.md (:func:`nanotools.io.write_result`).
 ``DIR/report.html``
     One self-contained page: every figure embedded, the parameters and the
     provenance listed.
@@ -25,7 +25,6 @@ The notebooks record the parameters they ran with
 from __future__ import annotations
 
 import base64
-import html
 import json
 import os
 import shutil
@@ -117,21 +116,34 @@ class Report:
 def notebook_dir() -> Path:
     """The folder of the stage notebooks shipped with the package.
 
-    ``nanotools/notebooks`` in an installed package (package data); in a
-    source checkout it is the repository's ``notebooks/`` folder (the
-    package folder links to it).
+    The repository's ``notebooks/`` folder is installed as the package data
+    of ``nanotools.notebooks`` (a ``package-dir`` mapping in
+    ``pyproject.toml``), so an editable install and a wheel find it alike.
+
+    Returns
+    -------
+    Path
+        The folder.
     """
-    shipped = Path(str(resources.files("nanotools"))) / "notebooks"
+    shipped = Path(str(resources.files("nanotools.notebooks")))
     if shipped.is_dir() and any(shipped.glob("[0-9][0-9]_*.ipynb")):
         return shipped
-    checkout = Path(__file__).resolve().parent.parent / "notebooks"
-    if checkout.is_dir():
-        return checkout
     raise NanotoolsError(f"the stage notebooks are not installed (looked in {shipped})")
 
 
 def stage_notebooks(folder: str | os.PathLike | None = None) -> list[Path]:
-    """The numbered stage notebooks (``NN_name.ipynb``) of ``folder``, in order."""
+    """The numbered stage notebooks (``NN_name.ipynb``) of a folder, in order.
+
+    Parameters
+    ----------
+    folder
+        Where to look; the shipped notebooks (:func:`notebook_dir`) if None.
+
+    Returns
+    -------
+    list of Path
+        The notebooks, in stage order.
+    """
     folder = notebook_dir() if folder is None else Path(folder)
     books = sorted(folder.glob("[0-9][0-9]_*.ipynb"))
     if not books:
@@ -140,7 +152,13 @@ def stage_notebooks(folder: str | os.PathLike | None = None) -> list[Path]:
 
 
 def example_path() -> Path:
-    """The small simulated map shipped with the package (NeXus/HDF5)."""
+    """The small simulated map shipped with the package.
+
+    Returns
+    -------
+    Path
+        ``nanotools/data/example.h5`` (NeXus/HDF5).
+    """
     path = Path(str(resources.files("nanotools"))) / "data" / "example.h5"
     if not path.is_file():
         raise InputError("the bundled example map is missing from the installation", path)
@@ -148,7 +166,18 @@ def example_path() -> Path:
 
 
 def declared_parameters(notebook: str | os.PathLike) -> dict[str, Any]:
-    """Names and default values of the ``parameters`` cell of a notebook."""
+    """Read the ``parameters`` cell of a notebook.
+
+    Parameters
+    ----------
+    notebook
+        The notebook file.
+
+    Returns
+    -------
+    dict
+        Name -> default value (a literal; the source text where it is none).
+    """
     import papermill
 
     found = papermill.inspect_notebook(str(notebook))
@@ -179,6 +208,11 @@ def record_parameters(work_dir: str | os.PathLike, stage: str, values: dict[str,
         Name of the stage (``"map"``, ``"preprocess"``, ``"phasing"``...).
     values
         Parameter name -> value (plain JSON-able values).
+
+    Returns
+    -------
+    Path
+        The record written.
     """
     folder = Path(work_dir)
     folder.mkdir(parents=True, exist_ok=True)
@@ -196,10 +230,20 @@ def _records(work_dir: str | os.PathLike) -> list[dict]:
 
 
 def load_parameters(work_dir: str | os.PathLike) -> dict[str, Any]:
-    """The registry parameters recorded by the stage notebooks in
-    ``work_dir`` (:func:`record_parameters`), merged in the order the stages
-    started. Names outside :data:`nanotools.params.PARAMETERS` (paths,
-    notebook-only settings) are left out."""
+    """The registry parameters recorded by the stage notebooks of a run.
+
+    Parameters
+    ----------
+    work_dir
+        The folder of the stage files (:func:`record_parameters`).
+
+    Returns
+    -------
+    dict
+        The records merged in the order the stages started; names outside
+        :data:`nanotools.params.PARAMETERS` (paths, notebook-only settings)
+        are left out.
+    """
     merged: dict[str, Any] = {}
     for record in _records(work_dir):
         merged.update({k: v for k, v in record["parameters"].items() if k in PARAMETERS})
@@ -207,8 +251,18 @@ def load_parameters(work_dir: str | os.PathLike) -> dict[str, Any]:
 
 
 def started_at(work_dir: str | os.PathLike) -> float:
-    """When the first stage recorded in ``work_dir`` started (seconds since
-    the epoch; now if none did): the start of the run's wall time."""
+    """When the first stage of a run started: the start of its wall time.
+
+    Parameters
+    ----------
+    work_dir
+        The folder of the stage files.
+
+    Returns
+    -------
+    float
+        Seconds since the epoch; now if no stage recorded a start.
+    """
     records = _records(work_dir)
     return float(records[0]["started"]) if records else time.time()
 
@@ -340,7 +394,7 @@ def run_report(*, input_path: str | os.PathLike | None = None, out_dir: str | os
     Parameters
     ----------
     input_path
-        The map (NeXus/HDF5, see CONTRACT.md). If None: the bundled example
+        The map (NeXus/HDF5, see docs/CONTRACT.md). If None: the bundled example
         map, or, if ``params`` sets any simulation parameter (``texture``,
         ``sim_*``), a map simulated with them by the first notebook.
     out_dir
@@ -366,6 +420,7 @@ def run_report(*, input_path: str | os.PathLike | None = None, out_dir: str | os
     Returns
     -------
     Report
+        The folder, its files, the parameters and the stage times.
 
     Raises
     ------
@@ -460,81 +515,31 @@ def _move_into_place(scratch: Path, out_dir: Path) -> None:
 
 
 # --------------------------------------------------------------- HTML
-_CSS = """
-body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em;
-       color: #222; line-height: 1.45; }
-h1 { border-bottom: 2px solid #444; padding-bottom: .2em; }
-section.stage { margin: 2.2em 0; }
-figure { margin: 1.2em 0; }
-figure img { max-width: 100%; border: 1px solid #ddd; }
-figcaption { font-size: .92em; color: #444; }
-pre.summary { background: #f4f4f4; padding: .6em; border-left: 3px solid #888;
-              white-space: pre-wrap; }
-table { border-collapse: collapse; font-size: .9em; }
-td, th { border: 1px solid #ccc; padding: .2em .6em; text-align: left; vertical-align: top; }
-th { background: #eee; }
-.missing { color: #a00; }
-"""
-
-
-def _markdown(text: str) -> str:
-    try:
-        import mistune
-        return mistune.html(text)
-    except ImportError:  # nbconvert brings mistune; plain text otherwise
-        return "<p>" + html.escape(text) + "</p>"
 
 
 def _tags(cell: Any) -> list[str]:
     return list(cell.get("metadata", {}).get("tags", []))
 
 
-def _read_provenance(result_path: Path) -> tuple[dict, dict]:
-    """(provenance, parameters) from ``/entry/process`` of a result file."""
-    import h5py
+def _provenance(result_path: Path) -> tuple[dict, dict]:
+    """(provenance, parameters) of a result file: the short values of
+    ``/entry/process`` (read by :func:`nanotools.io.read_result`)."""
+    import numpy as np
 
-    provenance, parameters = {}, {}
-    with h5py.File(result_path, "r") as h5:
-        process = h5.get("entry/process")
-        if process is None:
-            return provenance, parameters
-        for key in sorted(process.keys()):
-            node = process[key]
-            if not isinstance(node, h5py.Dataset) or node.ndim > 1 or node.size > 64:
-                continue
-            value = node[()]
-            if isinstance(value, bytes):
-                value = value.decode("utf-8", "replace")
-            if hasattr(value, "tolist"):
-                value = value.tolist()
-            provenance[key] = value
-        for key, value in process.attrs.items():
-            provenance.setdefault(key, value.decode() if isinstance(value, bytes) else value)
-    for key in ("parameters", "parameters_json", "config"):
-        if isinstance(provenance.get(key), str):
-            try:
-                parameters = json.loads(provenance.pop(key))
-                break
-            except ValueError:
-                pass
+    from .io import read_result
+
+    try:
+        process = dict(read_result(result_path)["process"])
+    except InputError as exc:  # the page says so; the run's own checks decide
+        return {"error": str(exc)}, {}
+    parameters = process.pop("parameters", {})
+    provenance = {}
+    for key in sorted(process):
+        value = process[key]
+        if isinstance(value, np.ndarray) and (value.ndim > 1 or value.size > 64):
+            continue  # arrays are for programs, not for the page
+        provenance[key] = value
     return provenance, parameters
-
-
-def _format(value: Any) -> str:
-    """A provenance value as a person reads it: text decoded, floats rounded."""
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    if isinstance(value, (list, tuple)):
-        return "; ".join(_format(v) for v in value)
-    return str(value)
-
-
-def _table(rows: dict, *, cls: str) -> str:
-    body = "".join(f'<tr><th>{html.escape(str(k))}</th><td data-name="{html.escape(str(k))}">'
-                   f"{html.escape(_format(v))}</td></tr>" for k, v in rows.items())
-    return f'<table class="{cls}">{body}</table>'
 
 
 def build_html(notebooks: list, *, result_path: str | os.PathLike,
@@ -546,7 +551,21 @@ def build_html(notebooks: list, *, result_path: str | os.PathLike,
     a cell tagged ``fig:NAME`` (PNG, embedded as base64, captioned by the
     Markdown cell just before it) and the text printed by cells tagged
     ``summary``. Then the parameters and the provenance read from
-    ``/entry/process`` of ``result_path``.
+    ``/entry/process`` of ``result_path``. The page is rendered by
+    :func:`nanotools.page.render` (nbconvert's HTML exporter).
+
+    Parameters
+    ----------
+    notebooks
+        The executed stage notebooks, in order.
+    result_path
+        The run's ``result.h5``.
+    stage_times_s
+        Notebook file name -> its run time (s).
+    input_path
+        The input map, as the page names it.
+    title
+        Page title.
 
     Returns
     -------
@@ -557,18 +576,20 @@ def build_html(notebooks: list, *, result_path: str | os.PathLike,
 
     import nanotools
 
+    from . import page
+
     stage_times_s = stage_times_s or {}
     sections, figures = [], []
     for path in notebooks:
         path = Path(path)
         nb = nbformat.read(str(path), as_version=4)
-        parts = [f'<section class="stage" id="stage-{html.escape(path.stem)}">']
+        cells = []
         caption = ""
         intro_done = False
         for cell in nb.cells:
             if cell.cell_type == "markdown":
                 if not intro_done:
-                    parts.append(_markdown(cell.source))
+                    cells.append(page.markdown(cell.source))
                     intro_done = True
                 else:
                     caption = cell.source
@@ -585,43 +606,32 @@ def build_html(notebooks: list, *, result_path: str | os.PathLike,
                     name = names[min(j, len(names) - 1)]
                     figures.append(name)
                     data = png if isinstance(png, str) else base64.b64encode(png).decode()
-                    parts.append(
-                        f'<figure id="fig-{html.escape(name)}" data-figure="{html.escape(name)}">'
-                        f'<img alt="{html.escape(name)}" src="data:image/png;base64,'
-                        f'{data.strip()}"><figcaption>{_markdown(caption)}</figcaption></figure>')
+                    cells.append(page.figure(name, data.strip(), caption=caption))
                 caption = ""
             if "summary" in tags:
                 text = "".join(o.get("text", "") for o in cell.get("outputs", [])
                                if o.get("output_type") == "stream")
                 if text:
-                    parts.append(f'<pre class="summary">{html.escape(text)}</pre>')
+                    cells.append(page.text(text, cls="summary"))
         if path.name in stage_times_s:
-            parts.append(f'<p class="timing">stage time: {stage_times_s[path.name]:.1f} s</p>')
-        parts.append("</section>")
-        sections.append("\n".join(parts))
+            cells.append(page.note(f"stage time: {stage_times_s[path.name]:.1f} s",
+                                   cls="timing"))
+        sections.extend(page.section(f"stage-{path.stem}", cells, cls="stage"))
 
-    provenance, parameters = _read_provenance(Path(result_path))
-    if not parameters:
-        parameters = {}
+    provenance, parameters = _provenance(Path(result_path))
     missing = [n for n in REQUIRED_FIGURES if n not in figures]
-    missing_html = (f'<p class="missing">missing figures: {", ".join(missing)}</p>'
-                    if missing else "")
     run_info = {"input": input_path, "nanotools": nanotools.__version__,
                 "python": sys.version.split()[0],
                 "stage times (s)": ", ".join(f"{k}: {v:.1f}" for k, v in stage_times_s.items())}
-    page = f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>{_CSS}</style></head>
-<body>
-<h1>{html.escape(title)}</h1>
-<p>Real-space image of a periodic thin-film nanotexture from an X-ray reciprocal-space map:
-phase retrieval from many random starts, supercells located with a sinusoidal test
-function, clustered with k-means and averaged.</p>
-{missing_html}
-{_table(run_info, cls="run")}
-{"".join(sections)}
-<section id="parameters"><h2>Parameters</h2>{_table(parameters, cls="parameters")}</section>
-<section id="provenance"><h2>Provenance</h2>{_table(provenance, cls="provenance")}</section>
-</body></html>
-"""
-    return page, figures
+    cells = [page.markdown(
+        "Real-space image of a periodic thin-film nanotexture from an X-ray reciprocal-space "
+        "map: phase retrieval from many random starts, supercells located with a sinusoidal "
+        "test function, clustered with k-means and averaged.")]
+    if missing:
+        cells.append(page.note(f"missing figures: {', '.join(missing)}", cls="missing"))
+    cells += [page.table(run_info, cls="run"), *sections,
+              *page.section("parameters", [page.table(parameters, cls="parameters")],
+                            heading="Parameters"),
+              *page.section("provenance", [page.table(provenance, cls="provenance")],
+                            heading="Provenance")]
+    return page.render(title, cells), figures

@@ -19,7 +19,6 @@ Layout of ``DIR``::
 from __future__ import annotations
 
 import base64
-import html
 import io as _io
 import json
 import os
@@ -89,8 +88,19 @@ class SeriesResult:
 
 
 def series_variable(metadata: dict) -> tuple[str, str, float] | None:
-    """``(name, unit, value)`` of the first known series variable in a map's
-    metadata (:data:`SERIES_VARIABLES`), or None."""
+    """The series variable of a map.
+
+    Parameters
+    ----------
+    metadata
+        The map's metadata (``ReciprocalSpaceMap.metadata``).
+
+    Returns
+    -------
+    tuple or None
+        ``(name, unit, value)`` of the first known variable
+        (:data:`SERIES_VARIABLES`) with a finite value, or None.
+    """
     for name, unit in SERIES_VARIABLES:
         value = metadata.get(name) if metadata else None
         if value is not None:
@@ -104,22 +114,34 @@ def series_variable(metadata: dict) -> tuple[str, str, float] | None:
 
 
 def summarise_result(result_path: str | os.PathLike) -> dict:
-    """The series quantities of one ``result.h5``: period, cluster
-    populations, chosen cluster, displacement amplitude, median Fourier error."""
-    import h5py
-    with h5py.File(result_path, "r") as h5:
-        cell = h5["entry/supercell"]
-        disp = np.asarray(cell["displacement"], float)
-        clusters = h5["entry/clusters"]
-        labels = np.asarray(clusters["label"], int)
-        members = np.asarray(clusters["n_members"], int)
-        order = np.argsort(labels)
-        errors = np.asarray(h5["entry/runs/fourier_error"], float)
-        return dict(period_nm=float(cell.attrs["period_nm"]),
-                    populations=[int(m) for m in members[order]],
-                    chosen=int(clusters.attrs["chosen"]),
-                    displacement_amplitude_A=float((np.nanmax(disp) - np.nanmin(disp)) / 2),
-                    fourier_error=float(np.median(errors)))
+    """The series quantities of one reconstruction.
+
+    Parameters
+    ----------
+    result_path
+        A ``result.h5`` (read by :func:`nanotools.io.read_result`).
+
+    Returns
+    -------
+    dict
+        ``period_nm``, ``populations`` (by cluster label), ``chosen``,
+        ``displacement_amplitude_A`` (half the peak-to-peak displacement,
+        angstrom), ``fourier_error`` (median over the starts).
+    """
+    from .io import read_result
+
+    result = read_result(result_path)
+    cell, clusters = result["supercell"], result["clusters"]
+    disp = np.asarray(cell["displacement"], float)
+    labels = np.asarray(clusters["label"], int)
+    members = np.asarray(clusters["n_members"], int)
+    order = np.argsort(labels)
+    errors = np.asarray(result["runs"]["fourier_error"], float)
+    return dict(period_nm=float(cell["period_nm"]),
+                populations=[int(m) for m in members[order]],
+                chosen=int(clusters["chosen"]),
+                displacement_amplitude_A=float((np.nanmax(disp) - np.nanmin(disp)) / 2),
+                fourier_error=float(np.median(errors)))
 
 
 def _map_dir_names(paths: list[Path]) -> list[str]:
@@ -134,7 +156,6 @@ def _image_one(input_path: str, map_dir: str, params: dict, seed: int, force: bo
     summary and series variable. Runs in a worker process, so it sets the
     engine's FFT threads for that process."""
     os.environ["NANOTOOLS_FFT_WORKERS"] = str(fft_workers)
-    from .io import read_map
     t0 = time.perf_counter()
     map_dir = Path(map_dir)
     result = map_dir / "result.h5"
@@ -147,17 +168,27 @@ def _image_one(input_path: str, map_dir: str, params: dict, seed: int, force: bo
         map_dir.mkdir(parents=True, exist_ok=True)
         reconstruct_file(input_path, result, params, seed=seed, force=force, progress=False)
     summary = summarise_result(result)
-    var = series_variable(read_map(input_path).metadata)
+    var = _variable_of(input_path, params)
     summary.update(input_path=str(input_path), result_path=str(result),
                    variable=None if var is None else list(var),
                    wall_time_s=time.perf_counter() - t0)
     return summary
 
 
+def _variable_of(input_path: str, params: dict) -> tuple[str, str, float] | None:
+    """The series variable of one map, read as the pipeline reads the map
+    (with ``-p unit_cell`` for r.l.u. axes)."""
+    from .io import read_map
+
+    return series_variable(read_map(input_path, unit_cell=params.get("unit_cell") or None
+                                    ).metadata)
+
+
 def _report_available() -> bool:
     try:
-        from . import report  # noqa: F401
         import papermill  # noqa: F401
+
+        from . import report  # noqa: F401
     except ImportError:
         return False
     return True
@@ -174,7 +205,7 @@ def run_series(input_path: list | None = None, out_dir: str | os.PathLike | None
     Parameters
     ----------
     input_path
-        The map files, in series order (``input_paths`` is an alias).
+        The map files, in series order.
     out_dir
         The output folder (created); one sub-folder per map.
     params
@@ -193,12 +224,15 @@ def run_series(input_path: list | None = None, out_dir: str | os.PathLike | None
     report
         Render each map's papermill report (``report.html``) instead of the
         plain pipeline; by default when the notebook layer is installed.
+    input_paths
+        Another name for ``input_path``.
     timeout_s
         Give up waiting for the cluster's results after this long.
 
     Returns
     -------
     SeriesResult
+        Every map's summary, in the order of the series variable.
     """
     paths = list(input_paths if input_paths is not None else (input_path or []))
     if isinstance(input_path, (str, os.PathLike)):
@@ -290,8 +324,22 @@ def _populations_table(entries) -> np.ndarray:
 
 
 def write_series(result: SeriesResult, *, force: bool = False) -> tuple[Path, Path]:
-    """Write ``series.h5`` (NeXus) and ``series.html`` into ``result.out_dir``,
-    each atomically (temporary name, then rename)."""
+    """Write ``series.h5`` (NeXus) and ``series.html`` into ``result.out_dir``.
+
+    Each file is written atomically (temporary name, then rename).
+
+    Parameters
+    ----------
+    result
+        The series.
+    force
+        Replace an existing ``series.h5``.
+
+    Returns
+    -------
+    tuple of Path
+        ``series.h5`` and ``series.html``.
+    """
     import h5py
 
     from .io.hdf5 import atomic_h5, nx_entry
@@ -302,7 +350,8 @@ def write_series(result: SeriesResult, *, force: bool = False) -> tuple[Path, Pa
     e = result.entries
     var = np.array([x.variable for x in e], float)
 
-    def writer(h5):
+    def _writer(h5):
+        """Fill the new file (called by ``atomic_h5``)."""
         entry = nx_entry(h5, default="series")
         g = entry.create_group("series")
         g.attrs["NX_class"] = "NXdata"
@@ -334,7 +383,7 @@ def write_series(result: SeriesResult, *, force: bool = False) -> tuple[Path, Pa
         proc.create_dataset("wall_time_s", data=float(result.wall_time_s))
         proc.create_dataset("notes", data=json.dumps(result.notes), dtype=s)
 
-    atomic_h5(h5_path, writer, force=True)  # fsynced temporary file, then rename
+    atomic_h5(h5_path, _writer, force=True)  # fsynced temporary file, then rename
     tmp = html_path.with_name(f".{html_path.name}.{os.getpid()}.tmp")
     tmp.write_text(_html(result), encoding="utf-8")
     os.replace(tmp, html_path)
@@ -342,14 +391,15 @@ def write_series(result: SeriesResult, *, force: bool = False) -> tuple[Path, Pa
 
 
 def _figure_png(result: SeriesResult) -> str:
-    """The three panels (period, populations, displacement) as base64 PNG."""
-    import matplotlib
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    """The three panels (period, populations, displacement) as base64 PNG,
+    drawn on a Figure of its own (no pyplot, no backend switch)."""
+    from matplotlib.figure import Figure
+
     e = result.entries
     x = [v.variable for v in e]
     label = result.variable_name + (f" ({result.variable_unit})" if result.variable_unit else "")
-    fig, axes = plt.subplots(3, 1, figsize=(6, 7), sharex=True)
+    fig = Figure(figsize=(6, 7))
+    axes = fig.subplots(3, 1, sharex=True)
     axes[0].plot(x, [v.period_nm for v in e], "o-")
     axes[0].set_ylabel("period (nm)")
     pops = _populations_table(e)
@@ -364,35 +414,28 @@ def _figure_png(result: SeriesResult) -> str:
     fig.tight_layout()
     buf = _io.BytesIO()
     fig.savefig(buf, format="png", dpi=90)
-    plt.close(fig)
     return base64.b64encode(buf.getvalue()).decode()
 
 
 def _html(result: SeriesResult) -> str:
+    """``series.html``, rendered by :func:`nanotools.page.render`."""
+    from . import page
+
     e = result.entries
     unit = f" ({result.variable_unit})" if result.variable_unit else ""
-    rows = "\n".join(
-        f"<tr><td>{v.variable:g}</td><td>{v.period_nm:.3f}</td>"
-        f"<td>{' / '.join(str(p) for p in v.populations)} (chosen {v.chosen})</td>"
-        f"<td>{v.displacement_amplitude_A:.4f}</td><td>{v.fourier_error:.4f}</td>"
-        f"<td><a href=\"{html.escape(os.path.relpath(v.result_path, result.out_dir))}\">"
-        f"{html.escape(Path(v.input_path).name)}</a></td></tr>" for v in e)
-    notes = "".join(f"<li>{html.escape(n)}</li>" for n in result.notes)
-    return f"""<!DOCTYPE html>
-<html><head><meta charset="utf-8"><title>nanotools series</title>
-<style>body{{font-family:sans-serif;max-width:60em;margin:2em auto}}
-table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:.2em .6em}}</style>
-</head><body>
-<h1>Series of {len(e)} maps</h1>
-<p>Each map imaged by the same pipeline ({html.escape(result.scheduler)},
-{result.wall_time_s:.1f} s in all).</p>
-<ul>{notes}</ul>
-<img alt="period, cluster populations and displacement against {html.escape(result.variable_name)}"
- src="data:image/png;base64,{_figure_png(result)}">
-<table><tr><th>{html.escape(result.variable_name)}{html.escape(unit)}</th><th>period (nm)</th>
-<th>cluster populations</th><th>displacement amplitude (Å)</th><th>Fourier error</th>
-<th>map</th></tr>
-{rows}
-</table></body></html>
-"""
-
+    rows = [[f"{v.variable:g}", f"{v.period_nm:.3f}",
+             f"{' / '.join(str(p) for p in v.populations)} (chosen {v.chosen})",
+             f"{v.displacement_amplitude_A:.4f}", f"{v.fourier_error:.4f}",
+             {"href": os.path.relpath(v.result_path, result.out_dir),
+              "text": Path(v.input_path).name}] for v in e]
+    cells = [page.markdown(f"Each map imaged by the same pipeline ({result.scheduler}, "
+                           f"{result.wall_time_s:.1f} s in all)."),
+             page.bullets(result.notes),
+             page.figure("series", _figure_png(result),
+                         alt=f"period, cluster populations and displacement against "
+                             f"{result.variable_name}"),
+             page.table(rows, cls="series",
+                        header=[result.variable_name + unit, "period (nm)",
+                                "cluster populations", "displacement amplitude (Å)",
+                                "Fourier error", "map"])]
+    return page.render(f"Series of {len(e)} maps", cells)

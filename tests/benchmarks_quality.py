@@ -9,3 +9,4 @@ _spec.loader.exec_module(_module)
 run_texture = _module.run_texture
 run_family_member = _module.run_family_member
 summarise = _module.summarise
+plot_estimate = _module.plot_estimate

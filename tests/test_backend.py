@@ -5,8 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nanotools.backend import (GaussianBlur, _numba_kernels, fft_libraries, get_backend,
-                               gpu_available)
+from nanotools.backend import (
+    GaussianBlur,
+    _numba_kernels,
+    fft_libraries,
+    get_backend,
+    gpu_available,
+)
 from nanotools.errors import ParameterError
 from nanotools.phasing import phase_retrieval
 from nanotools.simulate import simulate_map
@@ -136,6 +141,7 @@ def test_box_mean_is_a_one_period_convolution(precision, width):
     compiled and the array-expression form, for windows narrower and wider
     than the axis."""
     from scipy.ndimage import correlate1d
+
     from nanotools.phasing import _LateralAmplitude
     a = np.random.default_rng(1).random((3, 23, 5))
     lat = _LateralAmplitude(get_backend("numpy", precision), 1, 1, (0, 0, 0), (23, 1, 5), width)
@@ -187,3 +193,48 @@ def test_cupy_equals_numpy(small):
     assert isinstance(gpu.objects, np.ndarray)
     np.testing.assert_allclose(gpu.history, cpu.history, rtol=1e-6)
     assert np.abs(gpu.objects - cpu.objects).max() < 1e-7 * np.abs(cpu.objects).max()
+
+
+def test_wisdom_is_plain_text_and_a_planted_pickle_is_never_loaded(tmp_path, monkeypatch):
+    """The shared FFTW wisdom is JSON text holding FFTW's wisdom strings; a
+    file that is not (e.g. a pickle planted in the cache folder) is ignored,
+    never unpickled, and replaced by the next plan's wisdom."""
+    pytest.importorskip("pyfftw")
+    import json
+    import pickle
+
+    from nanotools.backend import FFTPlan
+
+    class Boom:
+        def __reduce__(self):
+            return (exec, ("raise SystemExit('unpickled')",))
+
+    path = tmp_path / "wisdom"
+    path.write_bytes(pickle.dumps(Boom()))
+    monkeypatch.setenv("NANOTOOLS_FFTW_WISDOM", str(path))
+    # a shape no other test plans, so this plan adds wisdom and the file is rewritten
+    FFTPlan(get_backend("numpy", "single", fft_library="pyfftw"), (1, 17, 19))
+    stored = json.loads(path.read_text())
+    assert stored["format"] == "nanotools-fftw-wisdom-1"
+    assert all(isinstance(w, str) for w in stored["wisdom"]) and len(stored["wisdom"]) == 3
+
+
+def test_scipy_transforms_run_on_one_thread_inside_the_pool(monkeypatch):
+    """With scipy.fft the starts are spread over be.workers threads; each
+    transform gets one thread (workers threads per transform on top of that
+    oversubscribed the cores)."""
+    import scipy.fft
+
+    from nanotools.backend import FFTPlan, GaussianBlur
+
+    seen = []
+    for name in ("fftn", "ifftn", "rfftn", "irfftn"):
+        real = getattr(scipy.fft, name)
+        monkeypatch.setattr(scipy.fft, name,
+                            lambda *a, _f=real, **k: seen.append(k.get("workers")) or _f(*a, **k))
+    be = get_backend("numpy", "single", workers=4, fft_library="scipy")
+    plan = FFTPlan(be, (2, 8, 6))
+    plan.psi[...] = 1
+    plan.forward(0), plan.inverse(0)
+    GaussianBlur(be, (2, 8, 6), (1, 2), [1.0, 1.0])(np.ones((2, 8, 6), np.float32))
+    assert seen == [1, 1, 1, 1]

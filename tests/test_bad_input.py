@@ -5,8 +5,9 @@ in a subprocess there (so messages hold short relative names), and checks:
 exit status 2, exactly one line on stderr that starts with ``error:``,
 names the problem (a known fragment) and the file, no traceback, and no
 result or temporary file left behind. Warning cases (``nanotools check``)
-exit 0 and print ``warning:`` lines. The test then writes the table
-``docs/bad-input.md`` from what the commands really printed.
+exit 0 and print ``warning:`` lines. The table ``docs/bad-input.md`` is
+written from what the commands really printed by ``make docs`` (this file
+run as a script); the test fails when the table has drifted.
 """
 from __future__ import annotations
 
@@ -121,7 +122,8 @@ CASES = [
     ("complex signal", "complex.h5", lambda p: nexus(p, SIM.intensity.astype(complex)),
      ["reconstruct", "complex.h5", *R], "expected real numbers", True, 2),
     ("signal too small", "tiny.h5",
-     lambda p: nexus(p, np.ones((3, 3)) + np.eye(3), [("qx", np.arange(3.)), ("qz", np.arange(3.))]),
+     lambda p: nexus(p, np.ones((3, 3)) + np.eye(3),
+                     [("qx", np.arange(3.)), ("qz", np.arange(3.))]),
      ["reconstruct", "tiny.h5", *R], "too small", True, 2),
     ("no axes attribute", "noaxes.h5", lambda p: nexus(p, axes_attr=[".", "."]),
      ["reconstruct", "noaxes.h5", *R], "gives no axis for dimension 0", True, 2),
@@ -172,12 +174,14 @@ CASES = [
     ("damaged .npz", "broken.npz", lambda p: p.write_bytes(b"PK\x03\x04 not really a zip"),
      ["reconstruct", "broken.npz", *R], "cannot read the NumPy file", True, 2),
     ("unknown parameter name", "good2.h5", good,
-     ["reconstruct", "good2.h5", "-p", "n_start", "4", *R], "unknown parameter 'n_start'", False, 2),
+     ["reconstruct", "good2.h5", "-p", "n_start", "4", *R], "unknown parameter 'n_start'",
+     False, 2),
     ("parameter of the wrong type", "good3.h5", good,
      ["reconstruct", "good3.h5", "-p", "n_starts", "many", *R],
      "parameter 'n_starts' must be of type int, got 'many'", False, 2),
     ("parameter out of range", "good4.h5", good,
-     ["reconstruct", "good4.h5", "-p", "beta", "2", *R], "parameter 'beta' must be <= 1.0", False, 2),
+     ["reconstruct", "good4.h5", "-p", "beta", "2", *R], "parameter 'beta' must be <= 1.0",
+     False, 2),
     ("parameter not one of its choices", "good5.h5", good,
      ["reconstruct", "good5.h5", "-p", "precision", "quad", *R],
      "parameter 'precision' must be one of single, double", False, 2),
@@ -193,6 +197,10 @@ CASES = [
     ("output is a directory", "good10.h5",
      lambda p: (good(p), p.with_name("outdir").mkdir()),
      ["reconstruct", "good10.h5", "--out", "outdir"], "the output path is a directory", False, 2),
+    ("output folder cannot be created", "good11.h5",
+     lambda p: (good(p), p.with_name("blocker").write_text("a file, not a folder")),
+     ["reconstruct", "good11.h5", "--out", "blocker/sub/result.h5"],
+     "cannot create the output folder: a file is in the way (blocker)", False, 2),
     ("missing INPUT / --out", "none", None, ["reconstruct"], "the following arguments are required",
      False, 2),
     ("`run` with a missing file", "gone.h5", None, ["run", "gone.h5", "--out", "report"],
@@ -218,12 +226,19 @@ def _run(case, folder: Path):
     return proc
 
 
-@pytest.fixture(scope="module")
-def outcomes(tmp_path_factory):
-    folders = [tmp_path_factory.mktemp(f"case{i}") for i in range(len(CASES))]
+def run_cases(root: Path) -> list:
+    """Every case in its own folder under ``root``: (case, folder, process)."""
+    folders = [root / f"case{i}" for i in range(len(CASES))]
+    for folder in folders:
+        folder.mkdir()
     with ThreadPoolExecutor(max_workers=4) as pool:
         procs = list(pool.map(_run, CASES, folders))
     return list(zip(CASES, folders, procs))
+
+
+@pytest.fixture(scope="module")
+def outcomes(tmp_path_factory):
+    return run_cases(tmp_path_factory.mktemp("cases"))
 
 
 @pytest.mark.parametrize("index", range(len(CASES)), ids=[c[0] for c in CASES])
@@ -239,7 +254,8 @@ def test_case(outcomes, index):
         if names_file:
             assert filename in lines[0], err
         # nothing half-written: no result, no temporary file, no checkpoint
-        leftovers = {p.name for p in folder.iterdir()} - {filename, "old-result.h5", "outdir"}
+        expected = {filename, "old-result.h5", "outdir", "blocker"}
+        leftovers = {p.name for p in folder.iterdir()} - expected
         assert not leftovers, leftovers
         if (folder / "old-result.h5").exists():
             assert (folder / "old-result.h5").read_bytes() == b"precious"
@@ -252,21 +268,34 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def test_write_table(outcomes):
-    """Write docs/bad-input.md from what the commands printed."""
+def render_table(outcomes) -> str:
+    """docs/bad-input.md from what the commands printed."""
     rows = []
-    for (name, filename, _, args, *_), folder, proc in outcomes:
+    for (name, _, _, args, *_), _, proc in outcomes:
         command = "nanotools " + " ".join(shlex.quote(a) for a in args)
         message = " / ".join(line for line in proc.stderr.strip().splitlines())
         rows.append(f"| {_cell(name)} | `{_cell(command)}` | {proc.returncode} | "
                     f"{_cell(message)} |")
-    DOC.parent.mkdir(exist_ok=True)
-    DOC.write_text(
-        "# Bad input and what nanotools says\n\n"
-        "Generated by `tests/test_bad_input.py`, which runs every case through the real\n"
-        "command line (do not edit by hand). Errors exit with status 2 and print one\n"
-        "line `error: ...` naming the problem and the file, with no traceback and nothing\n"
-        "written; warnings (exit 0 here, from `nanotools check`) mean the map can still\n"
-        "be imaged, and `nanotools reconstruct` prints the same warnings.\n\n"
-        "| case | command | exit | message |\n|---|---|---|---|\n" + "\n".join(rows) + "\n")
-    assert DOC.read_text().count("\n| ") == len(CASES) + 1
+    return ("# Bad input and what nanotools says\n\n"
+            "Generated by `make docs` (`python tests/test_bad_input.py`), which runs every\n"
+            "case of `tests/test_bad_input.py` through the real command line (do not edit\n"
+            "by hand). Errors exit with status 2 and print one\n"
+            "line `error: ...` naming the problem and the file, with no traceback and nothing\n"
+            "written; warnings (exit 0 here, from `nanotools check`) mean the map can still\n"
+            "be imaged, and `nanotools reconstruct` prints the same warnings.\n\n"
+            "| case | command | exit | message |\n|---|---|---|---|\n" + "\n".join(rows) + "\n")
+
+
+def test_docs_table_has_not_drifted(outcomes):
+    """docs/bad-input.md is what the commands print now (the test never
+    rewrites it: `make docs` does)."""
+    assert DOC.read_text() == render_table(outcomes), (
+        "docs/bad-input.md is out of date: run `make docs` and commit it")
+
+
+if __name__ == "__main__":  # `make docs`
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as scratch:
+        DOC.write_text(render_table(run_cases(Path(scratch))))
+    print(f"wrote {DOC}")

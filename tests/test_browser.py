@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from _demo_report import OVERRIDES, demo_report
 from nanotools import report
+
+from _demo_report import OVERRIDES, demo_report
 
 pytestmark = pytest.mark.browser
 
@@ -111,7 +112,8 @@ def lab(tmp_path_factory):
     log = open(root / "lab.log", "w")
     server = subprocess.Popen(
         [sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--port={port}",
-         "--ip=127.0.0.1", "--allow-root", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
+         "--ip=127.0.0.1", "--allow-root", f"--IdentityProvider.token={token}",
+         f"--ServerApp.root_dir={root}",
          "--LabApp.news_url=", "--LabApp.check_for_updates_class="
          "jupyterlab.NeverCheckForUpdate"], stdout=log, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
@@ -193,7 +195,10 @@ def _open_and_run_all(browser, url, token):
 def _drive_the_panel(page, panel):
     panel.scroll_into_view_if_needed()
     # the controls of the phasing stage, the run button and the live plot
-    for label in ("n_starts", "algorithm", "beta", "seed"):
+    from nanotools.params import PARAMETERS
+
+    labels = [PARAMETERS[n].label for n in ("n_starts", "algorithm", "beta")] + ["seed"]
+    for label in labels:  # the readable labels, not the raw names
         assert panel.locator(".widget-label", has_text=label).count() >= 1, label
     assert panel.locator(".jupyter-matplotlib, .widget-image").count() >= 1
     status = panel.locator(".widget-html").last
@@ -205,7 +210,7 @@ def _drive_the_panel(page, panel):
         timeout=60_000)
     before = status.inner_text()
     starts = panel.locator(".widget-text", has=page.locator(".widget-label",
-                                                            has_text="n_starts")).locator("input")
+                                                            has_text=labels[0])).locator("input")
     starts.fill("2")
     starts.press("Enter")
     panel.locator("button", has_text="Run").click()

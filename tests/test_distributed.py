@@ -19,7 +19,8 @@ import pytest
 
 distributed = pytest.importorskip("dask.distributed")
 
-from nanotools.distributed import phase_retrieval_distributed, start_chunks  # noqa: E402
+from nanotools.chunks import start_chunks  # noqa: E402
+from nanotools.distributed import phase_retrieval_distributed  # noqa: E402
 from nanotools.errors import ParameterError  # noqa: E402
 from nanotools.phasing import phase_retrieval  # noqa: E402
 from nanotools.simulate import simulate_map  # noqa: E402
@@ -128,9 +129,10 @@ def test_series_on_the_cluster(cluster, tmp_path):
     the series is ordered by temperature and its report written."""
     pytest.importorskip("nanotools.preprocess")
     pytest.importorskip("nanotools.patterns")
+    import h5py
+
     from nanotools.io import read_map, write_map
     from nanotools.series import run_series, summarise_result
-    import h5py
     paths = []
     for i, (temperature, period) in enumerate([(300.0, 8.0), (200.0, 10.0), (250.0, 8.0)]):
         rsm = simulate_map("laminate", shape=(128, 64), period_nm=period, thickness_nm=16,

@@ -12,7 +12,14 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from nanotools.errors import InputError
-from nanotools.io import ReciprocalSpaceMap, load_stage, save_stage
+from nanotools.io import ReciprocalSpaceMap, hdf5, load_stage, save_stage
+
+
+@pytest.fixture(autouse=True)
+def _this_module_may_be_stored(monkeypatch):
+    """The round trips store this file's own dataclasses: allow its module
+    beside nanotools (stage files name nanotools dataclasses only)."""
+    monkeypatch.setattr(hdf5, "STAGE_PACKAGES", ("nanotools", __name__))
 
 
 @dataclasses.dataclass
@@ -70,7 +77,8 @@ def test_nested_dataclasses_round_trip(tmp_path, assert_identical):
 def test_reciprocal_space_map_round_trip(tmp_path, assert_identical):
     rng = np.random.default_rng(0)
     rsm = ReciprocalSpaceMap(rng.poisson(5.0, size=(6, 5)).astype(float),
-                             np.zeros((6, 5), bool), (np.linspace(-.1, .1, 6), np.linspace(3, 3.2, 5)),
+                             np.zeros((6, 5), bool),
+                             (np.linspace(-.1, .1, 6), np.linspace(3, 3.2, 5)),
                              ("qx", "qz"), "axis name 'qz'", "sim", {"temperature_K": 10.0})
     assert_identical(rsm, load_stage(save_stage(tmp_path / "m.h5", rsm), ReciprocalSpaceMap))
 
@@ -89,6 +97,21 @@ def test_wrong_class_is_refused(tmp_path):
     save_stage(tmp_path / "f.h5", Frozen(np.zeros(2)))
     with pytest.raises(InputError, match="holds a Frozen, expected ReciprocalSpaceMap"):
         load_stage(tmp_path / "f.h5", ReciprocalSpaceMap)
+
+
+def test_a_file_naming_another_module_is_refused_before_importing_it(tmp_path, monkeypatch):
+    save_stage(tmp_path / "f.h5", Frozen(np.zeros(2)))
+    with h5py.File(tmp_path / "f.h5", "r+") as h5:
+        h5["stage"].attrs["nt_class"] = "antigravity:Nothing"  # importing it opens a browser
+    monkeypatch.setattr(hdf5, "STAGE_PACKAGES", ("nanotools",))
+    with pytest.raises(InputError, match="nanotools dataclasses only"):
+        load_stage(tmp_path / "f.h5")
+    import sys
+    assert "antigravity" not in sys.modules
+    with h5py.File(tmp_path / "f.h5", "r+") as h5:
+        h5["stage"].attrs["nt_class"] = "nanotools.io.hdf5:atomic_h5"  # not a dataclass
+    with pytest.raises(InputError, match="nanotools dataclasses only"):
+        load_stage(tmp_path / "f.h5")
 
 
 def test_not_a_stage_file(tmp_path):
@@ -112,7 +135,8 @@ def test_unsupported_value_leaves_no_file(tmp_path):
 _leaf = st.one_of(
     st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True), st.text(max_size=8),
     st.complex_numbers(allow_nan=True), st.binary(max_size=8),
-    hnp.arrays(st.sampled_from([np.float32, np.float64, np.complex64, np.int8, np.bool_, np.uint64]),
+    hnp.arrays(st.sampled_from([np.float32, np.float64, np.complex64, np.int8, np.bool_,
+                                np.uint64]),
                hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=4)),
 )
 _nested = st.recursive(_leaf, lambda c: st.one_of(
@@ -120,7 +144,8 @@ _nested = st.recursive(_leaf, lambda c: st.one_of(
     st.dictionaries(st.one_of(st.text(max_size=5), st.integers()), c, max_size=3)), max_leaves=8)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(value=_nested)
 def test_any_nested_value_round_trips(tmp_path, assert_identical, value):
     assert_identical(value, load_stage(save_stage(tmp_path / "h.h5", value)))

@@ -41,9 +41,16 @@ def test_satellites_are_2pi_over_period_apart():
     ("RAAR**400 HIO**200 ER**100", [("RAAR", 400), ("HIO", 200), ("ER", 100)]),
     ("ER", [("ER", 1)]),
     ("hio**5", [("HIO", 5)]),
+    ("HIO**5,ER**3", [("HIO", 5), ("ER", 3)]),
+    ("HIO**5+ER**3", [("HIO", 5), ("ER", 3)]),
 ])
-def test_algorithm_steps(algorithm, steps):
-    assert plotting.algorithm_steps(algorithm) == steps
+def test_convergence_plot_marks_the_steps_the_phasing_runs(algorithm, steps):
+    from matplotlib.figure import Figure
+    n = sum(k for _, k in steps)
+    fig = Figure()
+    plotting.plot_convergence(np.ones((2, n)), algorithm=algorithm, fig=fig)
+    labels = [t.get_text() for t in fig.axes[0].texts]
+    assert labels == [name for name, _ in steps]
 
 
 @pytest.mark.parametrize("span, length", [(12.0, 2.0), (100.0, 20.0), (40.0, 10.0), (3.0, 0.5)])

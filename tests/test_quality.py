@@ -1,32 +1,42 @@
 """End to end: a simulated texture recovered from its file within a stated error."""
-import numpy as np
 import pytest
 
 from nanotools.analysis import compare_supercells
 from nanotools.io import read_result, write_map
-from nanotools.phasing import phase_retrieval
 from nanotools.patterns import find_supercells
+from nanotools.phasing import phase_retrieval
 from nanotools.pipeline import reconstruct_file
 from nanotools.preprocess import prepare
 from nanotools.simulate import simulate_map
 
 from _small import FAST_ALGORITHM, small_simulation
 
+# Measured (seed 0 is what the test runs; seeds 0-3 give the spread a change
+# of random draws brings): laminate 0.030 (0.023-0.045), bent_wave 0.102
+# (0.035-0.102). Bound: the worst of seeds 0-3 plus 15 %, so a change that
+# only redraws the starts passes and a real loss of quality does not.
+# Reproduce: this test with seed=s in reconstruct_file, s = 0..3.
+SMALL_BOUND = {"laminate": 0.052, "bent_wave": 0.118}
+
 
 @pytest.mark.parametrize("texture", ["laminate", "bent_wave"])
 def test_small_film_recovered_from_its_file(tmp_path, texture):
     """File -> reconstruct_file -> result.h5: the chosen supercell matches the
-    truth; period and thickness are measured, not given."""
+    truth; period and thickness are measured, not given. Measured complex
+    error at seed 0: laminate 0.030, bent_wave 0.102 (bounds above)."""
     sim = small_simulation(texture)
     src = write_map(tmp_path / "map.h5", sim.rsm)
     params = dict(n_starts=8, algorithm=FAST_ALGORITHM, n_clusters=2)
     reconstruct_file(src, tmp_path / "result.h5", params, seed=0, progress=False)
     res = read_result(tmp_path / "result.h5")
     assert res["supercell"]["period_nm"] == pytest.approx(8.0, rel=0.01)
-    assert compare_supercells(res["supercell"]["complex_field"], sim.truth_supercell) < 0.15
+    error = compare_supercells(res["supercell"]["complex_field"], sim.truth_supercell)
+    assert error < SMALL_BOUND[texture]
 
 
 def test_3d_map_is_imaged_in_its_cross_section():
+    """Measured complex error at seed 0: 0.054 (seeds 0-2: 0.054-0.074);
+    bound: the worst plus 15 %."""
     sim = simulate_map("bent_wave", shape=(64, 24, 32), pixel_nm=(1.0, 3.0, 1.0),
                        period_nm=8, thickness_nm=10, patch_periods=4, total_counts=1e8)
     prep = prepare(sim.rsm)
@@ -34,14 +44,16 @@ def test_3d_map_is_imaged_in_its_cross_section():
     assert runs.objects.shape == (4, 64, 24, 32)
     cells = find_supercells(runs, prep, n_clusters=1, best_fraction=0.5)
     truth = sim.truth_supercell
-    assert compare_supercells(cells.best.mean, truth) < 0.25
+    assert compare_supercells(cells.best.mean, truth) < 0.085
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("texture", ["checkerboard", "laminate", "bent_wave"])
 def test_issue_size_maps_within_bound(tmp_path, texture):
-    """The imaging issue's acceptance check (about a minute per texture):
-    defaults, seed 0, complex error <= 0.20 (measured: 0.024 / 0.043 / 0.014)."""
+    """The imaging issue's map (about a minute per texture): defaults, seed 0.
+    Measured complex error (`make quality`, 2026-11-25): checkerboard 0.022,
+    laminate 0.044, bent_wave 0.015; bounds about 1.5 x that, far inside the
+    issue's acceptance bound of 0.20, so a loss of quality shows."""
     from benchmarks_quality import run_texture
     r = run_texture(texture, seed=0, params={}, folder=tmp_path)
-    assert r["error"] <= 0.20
+    assert r["error"] <= {"checkerboard": 0.035, "laminate": 0.065, "bent_wave": 0.03}[texture]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from nanotools.errors import InputError, ParameterError
-from nanotools.series import _assemble, run_series, series_variable, write_series
+from nanotools.series import _assemble, _variable_of, run_series, series_variable, write_series
 
 
 def _summary(i, variable, period=8.0):
@@ -64,3 +64,24 @@ def test_bad_input_is_caught_before_the_cluster(tmp_path):
     (tmp_path / "done" / "series.h5").write_bytes(b"")
     with pytest.raises(InputError):
         run_series(input_path=[str(f)], out_dir=tmp_path / "done")
+
+
+def test_rlu_maps_take_the_unit_cell_parameter(tmp_path):
+    """r.l.u. axes: the series reads each map with ``-p unit_cell`` as the
+    pipeline does (it used to read the map without it and fail)."""
+    from nanotools.simulate import simulate_map
+
+    rsm = simulate_map("laminate", shape=(32, 16), seed=0).rsm
+    path = tmp_path / "hkl.h5"
+    with h5py.File(path, "w") as h5:  # q = 2 pi h / a: with a = 2 pi angstrom, h = q
+        entry = h5.create_group("entry")
+        entry.attrs["NX_class"] = "NXentry"
+        data = entry.create_group("data")
+        data.attrs.update(NX_class="NXdata", signal="counts", axes=["H", "L"])
+        data["counts"] = rsm.intensity
+        for name, q in zip(("H", "L"), rsm.q):
+            data[name] = q
+            data[name].attrs["units"] = "rlu"
+    with pytest.raises(InputError, match="r.l.u."):
+        _variable_of(str(path), {})
+    assert _variable_of(str(path), {"unit_cell": str(2 * np.pi)}) is None

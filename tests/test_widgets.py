@@ -8,8 +8,14 @@ import pytest
 from nanotools import phasing as phasing_mod
 from nanotools import preprocess, simulate
 from nanotools.params import PARAMETERS
-from nanotools.widgets import (MapPanel, PatternsPanel, PhasingPanel, PreprocessPanel,
-                               StagePanel, control_for)
+from nanotools.widgets import (
+    MapPanel,
+    PatternsPanel,
+    PhasingPanel,
+    PreprocessPanel,
+    StagePanel,
+    control_for,
+)
 
 ALGORITHM = "RAAR**30 ER**10"
 
@@ -33,6 +39,16 @@ def test_controls_follow_the_registry():
     beta = control_for(PARAMETERS["beta"], 0.5)
     assert (beta.value, beta.min, beta.max) == (0.5, 0.0, 1.0)
     assert "(nm)" in control_for(PARAMETERS["sim_period_nm"]).description
+
+
+def test_every_control_has_a_readable_label_with_unit_and_the_help_as_tooltip():
+    for p in PARAMETERS.values():
+        control = control_for(p)
+        assert "_" not in control.description, p.name  # not the raw name
+        assert len(control.description) <= 30, p.name  # fits the 15em label whole
+        assert control.description.endswith(f"({p.unit})") == bool(p.unit), p.name
+        assert control.tooltip.startswith(p.help), p.name
+    assert control_for(PARAMETERS["shrink_wrap_sigma_nm"]).description == "shrink-wrap blur (nm)"
 
 
 def test_unknown_control_is_refused(prepared):

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["atomic_h5", "write_value", "read_value", "decode_attr", "nx_entry", "nx_data_group",
-           "write_dataset"]
+           "write_dataset", "STAGE_PACKAGES"]
 
 
 # ---------------------------------------------------------------------------
@@ -86,11 +86,25 @@ def _class_path(cls: type) -> str:
     return f"{cls.__module__}:{cls.__qualname__}"
 
 
+#: Packages whose dataclasses a stage file may name (their modules alone are
+#: imported when a file is read).
+STAGE_PACKAGES = ("nanotools",)
+
+
 def _import_class(path: str) -> type:
+    """The dataclass a stage file names: only the dataclasses of
+    :data:`STAGE_PACKAGES`, so a file cannot make the reader import (and
+    run) any other module."""
+    import dataclasses
+
     module_name, _, qualname = path.partition(":")
+    if not any(module_name == p or module_name.startswith(p + ".") for p in STAGE_PACKAGES):
+        raise TypeError(f"stage files hold nanotools dataclasses only, not {path!r}")
     obj: Any = importlib.import_module(module_name)
     for part in qualname.split("."):
         obj = getattr(obj, part)
+    if not (isinstance(obj, type) and dataclasses.is_dataclass(obj)):
+        raise TypeError(f"stage files hold nanotools dataclasses only, not {path!r}")
     return obj
 
 

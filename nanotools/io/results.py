@@ -67,29 +67,27 @@ class Reconstruction:
     trust: Any = None
 
 
-def sha256_file(path: str | os.PathLike, *, chunk_bytes: int = 1 << 22) -> str:
-    """SHA-256 (hex) of a file, read in chunks so big maps fit in memory."""
+def sha256_file(path: str | os.PathLike) -> str:
+    """SHA-256 (hex) of a file (:func:`hashlib.file_digest`, which reads it
+    in blocks, so big maps need no memory)."""
     import hashlib
 
     from ..errors import InputError
 
-    digest = hashlib.sha256()
     try:
         with open(path, "rb") as fh:
-            while block := fh.read(chunk_bytes):
-                digest.update(block)
+            return hashlib.file_digest(fh, "sha256").hexdigest()
     except FileNotFoundError:
         raise InputError("file not found", path) from None
     except IsADirectoryError:
         raise InputError("is a directory, not a file", path) from None
     except OSError as exc:
         raise InputError(f"cannot read the file ({exc.strerror or exc})", path) from None
-    return digest.hexdigest()
 
 
 def write_result(path: str | os.PathLike, reconstruction: Reconstruction, *,
                  force: bool = False) -> Path:
-    """Write ``result.h5`` (layout of CONTRACT.md) atomically.
+    """Write ``result.h5`` (layout of docs/CONTRACT.md) atomically.
 
     Layout (all NeXus):
 
@@ -225,7 +223,7 @@ def write_result(path: str | os.PathLike, reconstruction: Reconstruction, *,
         string = h5py.string_dtype()
         _ds(proc, "program", "nanotools", dtype=string)
         _ds(proc, "version", rec.version or __version__, dtype=string)
-        _ds(proc, "date", rec.date or _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        _ds(proc, "date", rec.date or _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
             dtype=string)
         _ds(proc, "parameters", json.dumps(params, sort_keys=True, default=str), dtype=string)
         _ds(proc, "seed", np.int64(rec.seed))

@@ -24,9 +24,11 @@ from ..params import PARAMETERS, Parameter, parse_value
 
 __all__ = ["control_for", "PlotArea", "StagePanel", "DESCRIPTION_STYLE", "LAYOUT"]
 
-#: Label width and control width shared by every panel's controls.
-DESCRIPTION_STYLE = {"description_width": "11em"}
-LAYOUT = ipw.Layout(width="26em")
+#: Label width and control width shared by every panel's controls: the
+#: longest label with its unit ("shrink-wrap every (iterations)", 30
+#: characters) fits whole.
+DESCRIPTION_STYLE = {"description_width": "15em"}
+LAYOUT = ipw.Layout(width="30em")
 
 
 def control_for(parameter: Parameter, value: Any = None) -> ipw.Widget:
@@ -34,7 +36,8 @@ def control_for(parameter: Parameter, value: Any = None) -> ipw.Widget:
 
     Choices become a dropdown, bounded numbers a bounded text box, other
     numbers a plain number box, strings a text box. The description is the
-    parameter's name with its unit; the tooltip is its help text.
+    parameter's readable label with its unit ("shrink-wrap blur (nm)"); the
+    tooltip is its help text, so the name is never cut short.
 
     Parameters
     ----------
@@ -44,10 +47,12 @@ def control_for(parameter: Parameter, value: Any = None) -> ipw.Widget:
         Initial value; the registry default if None.
     """
     value = parameter.default if value is None else parse_value(parameter.name, value)
-    label = parameter.name + (f" ({parameter.unit})" if parameter.unit else "")
+    label = (parameter.label or parameter.name.replace("_", " ")) + (
+        f" ({parameter.unit})" if parameter.unit else "")
     common = dict(description=label, style=DESCRIPTION_STYLE, layout=LAYOUT,
                   description_allow_html=False)
-    tooltip = parameter.help + (f" [{parameter.unit}]" if parameter.unit else "")
+    tooltip = f"{parameter.help} [{parameter.name}" + (
+        f", {parameter.unit}]" if parameter.unit else "]")
     if parameter.choices is not None:
         widget = ipw.Dropdown(options=list(parameter.choices), value=value, **common)
     elif parameter.type is bool:
@@ -199,7 +204,7 @@ class StagePanel:
         # squeezes them
         form = ipw.GridBox([self.controls[n] for n in self.controls
                             if n not in ("run", "progress", "status")],
-                           layout=ipw.Layout(grid_template_columns="repeat(2, 27em)",
+                           layout=ipw.Layout(grid_template_columns="repeat(2, 31em)",
                                              grid_gap="2px 12px"))
         bar = ipw.HBox([self.controls["run"], self.controls["progress"]])
         self.widget = ipw.VBox([header, form, bar, self.controls["status"], self.plot.widget])

@@ -34,12 +34,10 @@ class MapPanel(StagePanel):
         Map size in pixels ``(nx, nz)``.
     pixel_nm
         Real-space pixel of the simulation (nm).
-    result
-        A :class:`~nanotools.simulate.Simulation` or a loaded
-        :class:`~nanotools.io.ReciprocalSpaceMap` to show first.
     **kwargs
-        See :class:`~nanotools.widgets.StagePanel`.
-
+        See :class:`~nanotools.widgets.StagePanel`; ``result`` may be a
+        :class:`~nanotools.simulate.Simulation` or a loaded
+        :class:`~nanotools.io.ReciprocalSpaceMap` to show first.
     """
 
     stage = "simulate"
@@ -51,16 +49,17 @@ class MapPanel(StagePanel):
         super().__init__(**kwargs)
 
     @property
-    def rsm(self) -> Any:
+    def rsm(self) -> Any:  # numpydoc ignore=RT01
         """The map of the last result (simulated or given)."""
         return getattr(self.result, "rsm", self.result)
 
     @property
-    def simulation(self) -> Any:
+    def simulation(self) -> Any:  # numpydoc ignore=RT01
         """The last :class:`~nanotools.simulate.Simulation`, None for a loaded map."""
         return self.result if hasattr(self.result, "rsm") else None
 
-    def compute(self, values: dict[str, Any], progress: Callable[[float], None]) -> Any:
+    def compute(self, values: dict[str, Any],  # numpydoc ignore=GL08
+                progress: Callable[[float], None]) -> Any:
         from ..simulate import simulate_map
 
         return simulate_map(values["texture"], shape=self.shape, pixel_nm=self.pixel_nm,
@@ -68,11 +67,11 @@ class MapPanel(StagePanel):
                             thickness_nm=values["sim_thickness_nm"],
                             total_counts=values["sim_total_counts"], seed=values["sim_seed"])
 
-    def draw(self, result: Any, fig: Figure) -> None:
+    def draw(self, result: Any, fig: Figure) -> None:  # numpydoc ignore=GL08
         plotting.plot_rsm(getattr(result, "rsm", result),
                           period_nm=getattr(result, "period_nm", None), fig=fig)
 
-    def describe(self, result: Any) -> str:
+    def describe(self, result: Any) -> str:  # numpydoc ignore=GL08
         rsm = getattr(result, "rsm", result)
         return (f"map {'x'.join(map(str, rsm.shape))}, {int(np.sum(rsm.mask))} masked pixels, "
                 f"{float(np.sum(rsm.intensity[~rsm.mask])):.3g} counts")
@@ -98,15 +97,16 @@ class PreprocessPanel(StagePanel):
         self.rsm = rsm
         super().__init__(**kwargs)
 
-    def compute(self, values: dict[str, Any], progress: Callable[[float], None]) -> Any:
+    def compute(self, values: dict[str, Any],  # numpydoc ignore=GL08
+                progress: Callable[[float], None]) -> Any:
         from ..preprocess import prepare
 
         return prepare(self.rsm, **values)
 
-    def draw(self, result: Any, fig: Figure) -> None:
+    def draw(self, result: Any, fig: Figure) -> None:  # numpydoc ignore=GL08
         plotting.plot_rsm(result, period_nm=result.period_nm, fig=fig)
 
-    def describe(self, result: Any) -> str:
+    def describe(self, result: Any) -> str:  # numpydoc ignore=GL08
         return (f"period {result.period_nm:.2f} nm, thickness {result.thickness_nm:.1f} nm, "
                 f"map {'x'.join(map(str, np.shape(result.intensity)))}")
 
@@ -142,37 +142,34 @@ class PhasingPanel(StagePanel):
         self.n_live_draws = 0
         super().__init__(**kwargs)
 
-    def compute(self, values: dict[str, Any], progress: Callable[[float], None]) -> Any:
-        from ..phasing import concatenate, parse_algorithm, phase_retrieval
+    def compute(self, values: dict[str, Any],  # numpydoc ignore=GL08
+                progress: Callable[[float], None]) -> Any:
+        from ..chunks import phase_in_chunks, start_chunks
+        from ..phasing import parse_algorithm
 
-        n_starts = values["n_starts"]
+        n_starts = values.pop("n_starts")
         n_iter = sum(n for _, n in parse_algorithm(values["algorithm"]))
         live = np.full((n_starts, n_iter), np.nan)
-        size = int(np.ceil(n_starts / self.chunks))
-        parts = []
-        for first in range(0, n_starts, size):
-            count = min(size, n_starts - first)
 
-            def chunk_progress(done: int, total: int, _first: int = first) -> None:
-                progress((_first * n_iter + done) / (n_starts * n_iter))
-
-            part = phase_retrieval(self.prepared, **{**values, "n_starts": count},
-                                   start=first, progress=chunk_progress)
-            parts.append(part)
-            live[first:first + count] = part.history
+        def _live(part: Any) -> None:
+            first = int(part.start_indices[0])
+            live[first:first + part.n_starts] = part.history
             plotting.plot_convergence(live, algorithm=values["algorithm"],
                                       fig=self.plot.figure,
-                                      title=f"{first + count} of {n_starts} starts done")
+                                      title=f"{first + part.n_starts} of {n_starts} starts done")
             self.plot.draw()
             self.n_live_draws += 1
-        return parts[0] if len(parts) == 1 else concatenate(parts)
 
-    def draw(self, result: Any, fig: Figure) -> None:
+        pieces = start_chunks(n_starts, int(np.ceil(n_starts / self.chunks)))
+        return phase_in_chunks(self.prepared, pieces, on_chunk=_live,
+                               progress=lambda done, total: progress(done / total), **values)
+
+    def draw(self, result: Any, fig: Figure) -> None:  # numpydoc ignore=GL08
         plotting.plot_convergence(result.history, fourier_error=result.fourier_error,
                                   algorithm=result.algorithm, start_indices=result.start_indices,
                                   fig=fig)
 
-    def describe(self, result: Any) -> str:
+    def describe(self, result: Any) -> str:  # numpydoc ignore=GL08
         return (f"{result.n_starts} starts x {result.n_iterations} iterations, best Fourier "
                 f"error {float(np.min(result.fourier_error)):.3g}")
 
@@ -200,16 +197,17 @@ class PatternsPanel(StagePanel):
         self.prepared = prepared
         super().__init__(**kwargs)
 
-    def compute(self, values: dict[str, Any], progress: Callable[[float], None]) -> Any:
+    def compute(self, values: dict[str, Any],  # numpydoc ignore=GL08
+                progress: Callable[[float], None]) -> Any:
         from ..patterns import find_supercells
 
         return find_supercells(self.phasing, self.prepared, **values)
 
-    def draw(self, result: Any, fig: Figure) -> None:
+    def draw(self, result: Any, fig: Figure) -> None:  # numpydoc ignore=GL08
         plotting.plot_clusters(result.clusters, x_nm=result.x_nm, z_nm=result.z_nm,
                                chosen=result.chosen, fig=fig)
 
-    def describe(self, result: Any) -> str:
+    def describe(self, result: Any) -> str:  # numpydoc ignore=GL08
         chosen = next((c for c in result.clusters if c.label == result.chosen), None)
         members = chosen.n_members if chosen is not None else 0
         return (f"{len(result.supercells)} supercells in {len(result.clusters)} clusters; "
