@@ -137,7 +137,10 @@ def split_halves(phasing) -> tuple:
 
     Returns
     -------
-    even, odd : PhasingResult
+    even : PhasingResult
+        The starts with even start index.
+    odd : PhasingResult
+        The starts with odd start index.
     """
     idx = np.asarray(phasing.start_indices)
     halves = []
@@ -176,7 +179,8 @@ def poisson_sqrt_variance(lam: np.ndarray) -> np.ndarray:
 
     Returns
     -------
-    Array of ``lam``'s shape.
+    numpy.ndarray
+        The expected squared deviation, ``lam``'s shape.
     """
     lam = np.asarray(lam, float)
     log_grid, value = _sqrt_variance_table()
@@ -187,7 +191,7 @@ def poisson_sqrt_variance(lam: np.ndarray) -> np.ndarray:
     return np.where(lam > np.exp(log_grid[-1]), large, small)
 
 
-def model_intensity(obj: np.ndarray, shape: tuple | None = None) -> np.ndarray:
+def model_intensity(obj: np.ndarray) -> np.ndarray:
     """The intensity a real-space run predicts, on the map's grid.
 
     ``|FFT(obj)|^2`` with the unitary transform that phase retrieval uses,
@@ -197,6 +201,11 @@ def model_intensity(obj: np.ndarray, shape: tuple | None = None) -> np.ndarray:
     ----------
     obj
         Complex run ``(nx[, ny], nz)``, film centred.
+
+    Returns
+    -------
+    numpy.ndarray
+        Expected counts per pixel, float, ``obj``'s shape.
     """
     F = np.fft.fftshift(np.fft.fftn(np.fft.ifftshift(obj), norm="ortho"))
     return np.abs(F) ** 2
@@ -222,6 +231,11 @@ def poisson_noise_floor(model: np.ndarray, intensity: np.ndarray, mask: np.ndarr
         Bool, same shape, True = not measured.
     background
         Flat background per pixel that was subtracted (counts).
+
+    Returns
+    -------
+    float
+        The floor (NaN for a map without counts).
     """
     measured = ~np.asarray(mask, bool)
     lam = np.maximum(np.asarray(model, float)[measured], 0.0) + max(float(background), 0.0)
@@ -254,6 +268,8 @@ def member_spread(cells: np.ndarray, reference: np.ndarray) -> float:
     Returns
     -------
     float
+        The median distance (0 = every cell equals the reference, up to
+        scale and global phase).
     """
     flat = np.asarray(cells).reshape(len(cells), -1)
     unit = flat / np.maximum(np.linalg.norm(flat, axis=1, keepdims=True), 1e-30)
@@ -275,11 +291,14 @@ def half_map_difference(a: np.ndarray, b: np.ndarray) -> tuple[float, np.ndarray
 
     Returns
     -------
-    difference, b_aligned, spread
+    difference : float
         ``||a - b'|| / ||a||`` after removing shift, twin, phase ramp, global
-        phase and scale; ``b'``; and ``|a - b'| / 2`` per pixel relative to
-        the mean amplitude of ``a`` over its film (pixels above half its
-        maximum amplitude).
+        phase and scale.
+    b_aligned : numpy.ndarray
+        ``b'``, complex, on ``a``'s rows.
+    spread : numpy.ndarray
+        ``|a - b'| / 2`` per pixel relative to the mean amplitude of ``a``
+        over its film (pixels above half its maximum amplitude).
     """
     b_aligned, info = align_supercell(b, a)
     # the aligner pads a cell a row shorter; compare on the common rows
@@ -326,7 +345,12 @@ def trust_verdict(*, half_difference: float, member_spread: float, fourier_error
 
     Returns
     -------
-    estimated_error, reliable, reason
+    estimated_error : float
+        ``sqrt((half_difference / 2)^2 + (0.7 member_spread)^2)``.
+    reliable : bool
+        Every threshold passed.
+    reason : str
+        One sentence with the numbers.
     """
     ratio = fourier_error / noise_floor if noise_floor > 0 else float("inf")
     shared = SHARED_ERROR_PER_SPREAD * member_spread
@@ -376,6 +400,7 @@ def estimate_trust(phasing, prepared, patterns, *, find=None, find_kwargs: dict 
     Returns
     -------
     TrustEstimate
+        The estimate, the verdict and the numbers behind them.
     """
     if find is None:
         from .patterns import find_supercells as find

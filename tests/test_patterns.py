@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from nanotools.analysis import compare_supercells
-from nanotools.errors import InputError, ParameterError
+from nanotools.errors import InputError
 from nanotools.patterns import (align_supercells, cut_supercell, find_supercells,
                                 locate_supercells, merge_similar_clusters,
                                 sinusoidal_test_function)
