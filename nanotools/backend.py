@@ -48,8 +48,8 @@ try:
 except ImportError:  # Windows: threads are still serialised, processes are not
     fcntl = None
 
-__all__ = ["Backend", "FFTPlan", "GaussianBlur", "get_backend", "gpu_available",
-           "fft_libraries", "wisdom_path", "region_index"]
+__all__ = ["Backend", "FFTPlan", "RealConvolution", "GaussianBlur", "get_backend",
+           "gpu_available", "fft_libraries", "wisdom_path", "region_index"]
 
 # FFTW plans are measured (estimated plans of these sizes are up to 5x
 # slower) but shared through a wisdom file, so every process on a machine
@@ -95,6 +95,7 @@ def _shared_wisdom():
     path = wisdom_path()
     with _planning_lock:
         lock_file = None
+        unreadable = False  # a file that is not our wisdom is replaced, changed or not
         try:
             if path is not None:
                 try:
@@ -105,11 +106,12 @@ def _shared_wisdom():
                     if path.exists():
                         pyfftw.import_wisdom(_read_wisdom(path))
                 except (OSError, ValueError, TypeError, KeyError):
-                    pass  # no shared wisdom (or not ours): plans are this process's own
+                    # no shared wisdom (or not ours): plans are this process's own
+                    unreadable = path.exists()
             before = pyfftw.export_wisdom()
             yield
             after = pyfftw.export_wisdom()
-            if path is not None and lock_file is not None and after != before:
+            if path is not None and lock_file is not None and (after != before or unreadable):
                 try:
                     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
                     tmp.write_text(json.dumps({"format": _WISDOM_FORMAT,
@@ -293,6 +295,68 @@ class Backend:
             scale *= c_proj
         F *= scale
 
+    def model_intensity(self, F, plan: "FFTPlan", out) -> None:
+        """``|F|^2`` in the unitary scaling, into ``out`` (real, ``F``'s
+        shape, ``(n_starts, n_pixels)``): the coherent model intensity that
+        the partial-coherence model convolves."""
+        c2 = self.real_dtype.type(plan.modulus_scale ** 2)
+        if self._kernels is not None:
+            self._kernels["intensity"](F, c2, out)
+            return
+        xp = self.xp
+        xp.multiply(F.real, F.real, out=out)
+        out += F.imag * F.imag
+        if plan.modulus_scale != 1.0:
+            out *= c2
+
+    def fourier_projection_partial(self, F, model, centre, amp, weight, free, err2,
+                                   plan: "FFTPlan") -> None:
+        """The Fourier projection of a partially coherent model, in place:
+        ``F`` times ``amp / sqrt(model)`` where measured, unchanged where
+        masked (Clark et al., Nat. Commun. 3, 993 (2012)); ``model`` is the
+        coherent intensity convolved with the point-spread function.
+
+        Parameters
+        ----------
+        F
+            ``(n_starts, n_pixels)`` complex, in the plan's scaling;
+            overwritten, scaled for the plan's inverse transform.
+        model
+            ``(n_starts, n_pixels)`` real: the model intensity (unitary).
+        centre
+            ``(n_starts,)`` real: each start's PSF at zero shift. The model
+            is at least ``centre |F|^2`` (every term of the convolution is
+            non-negative); taking that bound where the transform's round-off
+            left less keeps the rescaling finite (at most
+            ``1 / sqrt(centre)``) at the darkest pixels.
+        amp, weight, free
+            As in :meth:`fourier_projection`.
+        err2
+            ``(n_starts,)`` float64, out: sum over measured pixels of
+            ``(sqrt(model) - amp)^2``.
+        """
+        c_proj = self.real_dtype.type(plan.projection_scale)
+        eps = self.real_dtype.type(1e-12)
+        c_mod2 = self.real_dtype.type(plan.modulus_scale ** 2)
+        if self._kernels is not None:
+            self._kernels["fourier_partial"](F, model, centre, amp, weight, free, c_mod2, c_proj,
+                                             eps, err2)
+            return
+        xp = self.xp
+        coherent = F.real * F.real
+        coherent += F.imag * F.imag
+        coherent *= c_mod2 * centre[:, None]
+        m = xp.sqrt(xp.maximum(model, coherent))
+        d = m * weight
+        d -= amp
+        err2[...] = xp.sum(d.astype(np.float64) ** 2, axis=1)
+        xp.maximum(m, eps, out=m)
+        scale = amp / m
+        scale += free
+        if plan.projection_scale != 1.0:
+            scale *= c_proj
+        F *= scale
+
     def region_amplitude(self, p, support, corner, out) -> None:
         """``|p|`` inside the support on the box of ``out``'s shape whose
         first pixel is ``corner`` (``(x0, y0, z0)``), into ``out``
@@ -451,12 +515,18 @@ class FFTPlan:
                                            overwrite_x=True, **self._kw)
 
 
-class GaussianBlur:
-    """Circular Gaussian blur of a batch of real arrays along some axes.
+class RealConvolution:
+    """Circular convolution of a batch of real arrays along some axes, by
+    real-to-complex transforms (half the work of complex ones), with plans
+    and buffers made once for ``shape``.
 
-    Real-to-complex transforms (half the work of complex ones) with the
-    transfer function ``exp(-2 pi^2 sum (sigma_i f_i)^2)``, plans and buffers
-    made once for ``shape``.
+    The caller fills :attr:`input`; :meth:`__call__` multiplies its spectrum
+    by a transfer function (one for the batch, or one per start) and returns
+    the result. :meth:`spectrum` and :meth:`inverse` give the two halves
+    separately (the point-spread-function update of
+    :mod:`nanotools.coherence` correlates two arrays). Spectra carry the
+    unnormalised FFTW scaling; :attr:`scale` (``1/N`` with FFTW, else 1) is
+    folded into the transfer functions.
 
     Parameters
     ----------
@@ -465,54 +535,97 @@ class GaussianBlur:
     shape
         Batch shape, starts first.
     axes
-        The axes to blur along (not 0).
-    sigma_px
-        Gaussian sigma per blurred axis, in pixels.
+        The axes to transform (not 0).
     """
 
-    def __init__(self, be: Backend, shape: tuple, axes: tuple, sigma_px):
+    def __init__(self, be: Backend, shape: tuple, axes: tuple):
         self.be, self.shape, self.axes = be, tuple(shape), tuple(axes)
-        freqs = []
-        for i, ax in enumerate(self.axes):
-            n = self.shape[ax]
-            freqs.append(np.fft.rfftfreq(n) if i == len(self.axes) - 1 else np.fft.fftfreq(n))
-        g = np.zeros([1] * len(self.shape))
-        for ax, f, s in zip(self.axes, freqs, sigma_px):
-            g = g + ((s * f) ** 2).reshape([-1 if a == ax else 1 for a in range(len(self.shape))])
-        g = np.exp(-2 * np.pi ** 2 * g)
+        half = list(self.shape)
+        half[self.axes[-1]] = self.shape[self.axes[-1]] // 2 + 1
+        self.spectrum_shape = tuple(half)
         self._fftw = be.name == "numpy" and be.fft_library == "pyfftw"
+        # one thread per transform: convolutions run inside the pool over starts
+        self._kw = _ONE_THREAD if be.name == "numpy" else {}
+        self.input = be.empty(self.shape, be.real_dtype)
         if self._fftw:
             import pyfftw
-            g = g / np.prod([self.shape[a] for a in self.axes])  # FFTW is unnormalised
-            half = list(self.shape)
-            half[self.axes[-1]] = self.shape[self.axes[-1]] // 2 + 1
-            self.input = be.empty(self.shape, be.real_dtype)
-            self._spec = be.empty(tuple(half), be.complex_dtype)
+            self._spec = be.empty(self.spectrum_shape, be.complex_dtype)
             self._out = be.empty(self.shape, be.real_dtype)
             kw = dict(axes=self.axes, flags=_PLANNER, threads=1)
             with _shared_wisdom():
                 self._r2c = pyfftw.FFTW(self.input, self._spec, direction="FFTW_FORWARD", **kw)
                 self._c2r = pyfftw.FFTW(self._spec, self._out, direction="FFTW_BACKWARD", **kw)
+            self.scale = 1.0 / np.prod([self.shape[a] for a in self.axes])
         else:
-            self.input = be.empty(self.shape, be.real_dtype)
+            self.scale = 1.0
+
+    def frequencies(self) -> list:
+        """Frequencies (cycles per pixel) along each transformed axis, in
+        the spectrum's layout."""
+        freqs = []
+        for i, ax in enumerate(self.axes):
+            n = self.shape[ax]
+            freqs.append(np.fft.rfftfreq(n) if i == len(self.axes) - 1 else np.fft.fftfreq(n))
+        return freqs
+
+    def spectrum(self):
+        """The spectrum of :attr:`input` (FFTW: may destroy ``input``); with
+        pyFFTW a buffer reused by the next call."""
+        if self._fftw:
+            self._r2c.execute()
+            return self._spec
+        return self.be._fft.rfftn(self.input, axes=self.axes, **self._kw)
+
+    def inverse(self, spec):
+        """The real array whose spectrum is ``spec`` (times :attr:`scale`);
+        a buffer reused by the next call."""
+        if self._fftw:
+            if spec is not self._spec:
+                self._spec[...] = spec
+            self._c2r.execute()
+            return self._out
+        return self.be._fft.irfftn(spec, s=[self.shape[a] for a in self.axes], axes=self.axes,
+                                   **self._kw)
+
+    def __call__(self, transfer, a=None):
+        """``a`` (or :attr:`input`, filled by the caller to save a copy)
+        convolved: its spectrum times ``transfer`` (broadcast against the
+        spectrum's shape, already times :attr:`scale`), transformed back. A
+        buffer reused by the next call."""
+        if a is not None:
+            self.input[...] = a
+        spec = self.spectrum()
+        spec *= transfer
+        return self.inverse(spec)
+
+
+class GaussianBlur(RealConvolution):
+    """Circular Gaussian blur of a batch of real arrays along some axes:
+    a :class:`RealConvolution` with the transfer function
+    ``exp(-2 pi^2 sum (sigma_i f_i)^2)``.
+
+    Parameters
+    ----------
+    be, shape, axes
+        See :class:`RealConvolution`.
+    sigma_px
+        Gaussian sigma per blurred axis, in pixels.
+    """
+
+    def __init__(self, be: Backend, shape: tuple, axes: tuple, sigma_px):
+        super().__init__(be, shape, axes)
+        g = np.zeros([1] * len(self.shape))
+        for ax, f, s in zip(self.axes, self.frequencies(), sigma_px):
+            g = g + ((s * f) ** 2).reshape([-1 if a == ax else 1 for a in range(len(self.shape))])
+        g = np.exp(-2 * np.pi ** 2 * g)
+        if self._fftw:  # FFTW is unnormalised (a division, as before: the same bits)
+            g = g / np.prod([self.shape[a] for a in self.axes])
         self.transfer = be.asarray(g, be.real_dtype)
-        # one thread per transform: the blurs run inside the pool over starts
-        self._kw = _ONE_THREAD if be.name == "numpy" else {}
 
     def __call__(self, a=None):
         """The blurred ``a`` (or of :attr:`input`, filled by the caller to save a copy).
         The result is a buffer reused by the next call."""
-        if a is not None:
-            self.input[...] = a
-        if self._fftw:
-            self._r2c.execute()
-            self._spec *= self.transfer
-            self._c2r.execute()
-            return self._out
-        f = self.be._fft
-        spec = f.rfftn(self.input, axes=self.axes, **self._kw)
-        spec *= self.transfer
-        return f.irfftn(spec, s=[self.shape[a] for a in self.axes], axes=self.axes, **self._kw)
+        return super().__call__(self.transfer, a)
 
 
 @lru_cache(maxsize=1)
@@ -550,6 +663,29 @@ def _numba_kernels() -> dict | None:
                 acc += d * d
                 s = (amp[i] / max(m, eps) + free[i]) * c_proj
                 F[b, i] = complex(re * s, im * s)
+            err2[b] = acc
+
+    @numba.njit(**opts)
+    def intensity(F, c2, out):
+        n_starts, n_pixels = F.shape
+        for b in range(n_starts):
+            for i in range(n_pixels):
+                v = F[b, i]
+                out[b, i] = (v.real * v.real + v.imag * v.imag) * c2
+
+    @numba.njit(**opts)
+    def fourier_partial(F, model, centre, amp, weight, free, c_mod2, c_proj, eps, err2):
+        n_starts, n_pixels = F.shape
+        for b in range(n_starts):
+            acc = amp[0] * 0
+            low = centre[b] * c_mod2
+            for i in range(n_pixels):
+                v = F[b, i]
+                m = np.sqrt(max(model[b, i], low * (v.real * v.real + v.imag * v.imag)))
+                d = m * weight[i] - amp[i]
+                acc += d * d
+                s = (amp[i] / max(m, eps) + free[i]) * c_proj
+                F[b, i] = complex(v.real * s, v.imag * s)
             err2[b] = acc
 
     @numba.njit(**opts)
@@ -613,7 +749,8 @@ def _numba_kernels() -> dict | None:
                     for j in range(m):
                         out[b, x, j] += frac * scale * a[b, x + h + 1, j]
 
-    return {"fourier": fourier, "real": real, "region_amplitude": region_amplitude,
+    return {"fourier": fourier, "fourier_partial": fourier_partial, "intensity": intensity,
+            "real": real, "region_amplitude": region_amplitude,
             "box_mean": box_mean}
 
 

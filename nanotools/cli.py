@@ -51,6 +51,15 @@ def _add_params(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", help="overwrite an existing result")
 
 
+def _add_hkl(p: argparse.ArgumentParser, *, scan: bool = True) -> None:
+    p.add_argument("--hkl", nargs=3, metavar=("H", "K", "L"), default=None,
+                   help="cut the window around this reflection out of an H, K, L volume, "
+                        "reading only that window (-p window_rlu, -p reduce)")
+    if scan:
+        p.add_argument("--scan", type=int, default=None, metavar="N",
+                       help="which map of a series file (4-D NXdata), from 0")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for the docs and the tests)."""
     parser = _Parser(prog="nanotools", description=(
@@ -70,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "UNITS 1/angstrom, 1/nm or rlu")
     rec.add_argument("--out-of-plane", metavar="AXIS", default=None,
                      help="name of the out-of-plane axis (default: from metadata and data)")
+    _add_hkl(rec)
     rec.add_argument("--no-progress", action="store_true", help="no progress bar")
     rec.add_argument("--no-checkpoint", action="store_true",
                      help="do not save finished starts (no resume after an interruption)")
@@ -85,15 +95,21 @@ def build_parser() -> argparse.ArgumentParser:
     chk.add_argument("-p", "--param", nargs=2, action="append", default=[],
                      metavar=("NAME", "VALUE"), help="parameters (unit_cell is used)")
     chk.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
+    _add_hkl(chk)
+    chk.add_argument("--json", action="store_true",
+                     help="print one JSON object (shape, axes, out-of-plane axis, Bragg peak)")
 
     run = sub.add_parser("run", help="run the stage notebooks headless, write report.html")
     run.add_argument("input", metavar="INPUT", nargs="?", default=None,
                      help="map file (default: the bundled example)")
     run.add_argument("--out", required=True, metavar="DIR", help="report folder")
+    _add_hkl(run, scan=False)
     _add_params(run)
 
     ser = sub.add_parser("series", help="reconstruct a series of maps (Dask)")
-    ser.add_argument("input", metavar="INPUT", nargs="+", help="map files")
+    ser.add_argument("input", metavar="INPUT", nargs="+",
+                     help="map files, or one file holding a series (4-D NXdata)")
+    _add_hkl(ser, scan=False)
     ser.add_argument("--out", required=True, metavar="DIR", help="output folder")
     ser.add_argument("--scheduler", metavar="ADDRESS", default=None,
                      help="Dask scheduler address (default: a local cluster)")
@@ -139,6 +155,9 @@ def _dispatch(args) -> int:
     from .params import parse_pairs
 
     params = parse_pairs(args.param)
+    if getattr(args, "hkl", None):
+        from .io.window import parse_hkl
+        params["hkl"] = " ".join(f"{v:g}" for v in parse_hkl(" ".join(args.hkl)))
     if args.seed < 0:
         raise ParameterError(f"--seed must be >= 0, got {args.seed}")
     if args.command == "reconstruct":
@@ -147,7 +166,8 @@ def _dispatch(args) -> int:
         rec = reconstruct_file(args.input, args.out, params, seed=args.seed, force=args.force,
                                progress=not args.no_progress,
                                checkpoint=not args.no_checkpoint, data_path=args.data,
-                               axes=_axes(args.axis), out_of_plane=args.out_of_plane)
+                               axes=_axes(args.axis), out_of_plane=args.out_of_plane,
+                               scan=args.scan)
         period = getattr(rec.patterns, "period_nm", float("nan"))
         print(f"wrote {args.out}: supercell {period:.3g} nm period, "
               f"{len(rec.phasing.start_indices)} starts, {rec.wall_time_s:.1f} s")
@@ -156,18 +176,18 @@ def _dispatch(args) -> int:
                   f"({rec.trust.reliable_reason})")
         return 0
     if args.command == "check":
-        from .io import read_map
+        import json
+
+        from .io.describe import describe_file, format_description
         from .params import validate
 
         full = validate(params)
-        rsm = read_map(args.input, args.data, axes=_axes(args.axis),
-                       unit_cell=full["unit_cell"] or None, out_of_plane=args.out_of_plane)
-        measured = ~rsm.mask
-        print(f"{args.input}: {rsm.ndim}-D map {rsm.shape}, axes "
-              + ", ".join(f"{n} [{q[0]:.4g}, {q[-1]:.4g}] 1/angstrom"
-                          for n, q in zip(rsm.axis_names, rsm.q))
-              + f"; {int(rsm.mask.sum())} masked pixels; max {rsm.intensity[measured].max():.4g}")
-        print(f"out-of-plane axis '{rsm.axis_names[-1]}': {rsm.out_of_plane_reason}")
+        described = describe_file(args.input, data_path=args.data, axes=_axes(args.axis),
+                                  unit_cell=full["unit_cell"] or None,
+                                  out_of_plane=args.out_of_plane, hkl=full["hkl"] or None,
+                                  window_rlu=full["window_rlu"], reduce=full["reduce"],
+                                  scan=args.scan)
+        print(json.dumps(described) if args.json else format_description(described))
         return 0
     if args.command == "run":
         run_report = _delegate("report", "run_report")

@@ -48,6 +48,7 @@ class Parameter:
 #: The function that takes a stage's parameters, unless a parameter names its own.
 _STAGE_CONSUMERS = {
     "simulate": "nanotools.simulate.simulate_map",
+    "input": "nanotools.io.read_map",
     "preprocess": "nanotools.preprocess.prepare",
     "phasing": "nanotools.phasing.phase_retrieval",
     "patterns": "nanotools.patterns.find_supercells",
@@ -66,6 +67,17 @@ _LIST = [
     _P("sim_total_counts", 1e9, float, "simulate", "total counts in the map", "counts", 1.0,
        label="total"),
     _P("sim_seed", 0, int, "simulate", "seed of the simulated noise", "", 0, label="noise seed"),
+    # -- input (reading one reflection's window out of an H, K, L volume)
+    _P("hkl", "", str, "input",
+       "reflection 'H K L' whose window is cut from an H, K, L volume (--hkl); "
+       "empty = the whole map", label="reflection H K L"),
+    _P("window_rlu", 0.0, float, "input",
+       "full width of the window cut around --hkl along every axis; 0 = sized from the texture",
+       "r.l.u.", 0.0, label="window width"),
+    _P("reduce", "auto", str, "input",
+       "a 3-D window to the (in-plane, L) plane: slice through the peak, sum over the narrow "
+       "in-plane axis, or none (phase in 3-D); auto = sum for a stripe texture, else none",
+       choices=("auto", "slice", "sum", "none"), label="reduce to 2-D"),
     # -- preprocess
     _P("period_nm", 0.0, float, "preprocess",
        "texture period; 0 = measure from the satellite spacing", "nm", 0.0, label="period"),
@@ -103,6 +115,14 @@ _LIST = [
        "pull the amplitude towards its average over one period (0 = off, 1 = hard); "
        "annealed to 0 over the first 70 % of the iterations",
        "", 0.0, 1.0, label="amplitude constraint"),
+    _P("psf_fwhm_px", 0.0, float, "phasing",
+       "partial coherence: model intensity = coherent intensity convolved with a point-spread "
+       "function, starting as a Gaussian of this FWHM and refined (Richardson-Lucy); 0 = off",
+       "pixels", 0.0, 16.0, label="PSF start width"),
+    _P("psf_start", 0.5, float, "phasing",
+       "fraction of the iterations before the point-spread function switches on", "", 0.0, 1.0, label="PSF switch-on"),
+    _P("psf_update_every", 20, int, "phasing",
+       "iterations between updates of the point-spread function; 0 = fixed", "iterations", 0, label="PSF update every"),
     _P("precision", "single", str, "phasing", "floating-point precision",
        choices=("single", "double"), label="precision"),
     _P("backend", "numpy", str, "phasing", "array library", choices=("numpy", "cupy"),

@@ -26,6 +26,7 @@ import numpy as np
 import scipy.ndimage
 
 from .backend import Backend, FFTPlan, GaussianBlur, get_backend, region_index
+from .coherence import PartialCoherence, centred, gaussian_psf, psf_window
 from .errors import ParameterError
 from .params import defaults as _defaults
 
@@ -59,6 +60,10 @@ class PhasingResult:
         ``default_rng([seed, k])``).
     seed, algorithm, n_iterations, phasing_time_s
         Provenance.
+    psf
+        ``(n_starts, nx[, ny], nz)`` float32, centred: each start's refined
+        point-spread function of the partial-coherence model (sum 1), or
+        None when the model was off (see :mod:`nanotools.coherence`).
     """
 
     objects: np.ndarray
@@ -72,6 +77,7 @@ class PhasingResult:
     n_iterations: int
     phasing_time_s: float
     parameters: dict = field(default_factory=dict)
+    psf: np.ndarray | None = None
 
     @property
     def n_starts(self) -> int:
@@ -171,6 +177,9 @@ def phase_retrieval(prepared, *, n_starts: int = _D["n_starts"], seed: int = 0, 
                     shrink_wrap_threshold: float = _D["shrink_wrap_threshold"],
                     shrink_wrap_sigma_nm: float = _D["shrink_wrap_sigma_nm"],
                     amplitude_constraint: float = _D["amplitude_constraint"],
+                    psf_fwhm_px: float = _D["psf_fwhm_px"],
+                    psf_start: float = _D["psf_start"],
+                    psf_update_every: int = _D["psf_update_every"],
                     precision: str = _D["precision"], backend: str | Backend = _D["backend"],
                     batch_size: int | None = None,
                     progress: Callable[[int, int], None] | None = None) -> PhasingResult:
@@ -205,6 +214,19 @@ def phase_retrieval(prepared, *, n_starts: int = _D["n_starts"], seed: int = 0, 
         one texture period along x (a texture that is mostly a displacement
         field scatters evenly). The strength falls linearly to 0 at 70 % of
         the sequence, so the last iterations are free. 0 turns it off.
+    psf_fwhm_px
+        Partial coherence (:mod:`nanotools.coherence`): the model intensity
+        is the coherent one convolved with a point-spread function that
+        starts as a Gaussian of this full width at half maximum (pixels of
+        the map, in-plane axes; at most 0.5 pixel along z) and is refined by
+        Richardson-Lucy steps. 0 turns the model off.
+    psf_start
+        Fraction of the iterations run before the PSF model switches on
+        (the first iterations find the texture, the PSF then explains the
+        broadening that no single object can).
+    psf_update_every
+        Iterations between Richardson-Lucy updates of the PSF (0 = keep the
+        initial Gaussian).
     precision
         {"single", "double"}.
     backend
@@ -238,36 +260,71 @@ def phase_retrieval(prepared, *, n_starts: int = _D["n_starts"], seed: int = 0, 
         raise ParameterError("the amplitude constraint averages over one texture period, but "
                              "the map's period is unknown: set amplitude_constraint to 0")
     batch_size = n_starts if batch_size is None else max(1, int(batch_size))
+    if psf_fwhm_px < 0 or not 0 <= psf_start <= 1 or psf_update_every < 0:
+        raise ParameterError("psf_fwhm_px and psf_update_every must be >= 0 and psf_start "
+                             f"in [0, 1], got {psf_fwhm_px}, {psf_update_every}, {psf_start}")
+    psf0 = None
+    if psf_fwhm_px > 0:
+        window = _psf_window(shape, prepared, period_px)
+        # narrow along z: an ensemble broadens the satellites (in-plane), and
+        # a blur along z would wash out the thickness fringes until the
+        # Richardson-Lucy steps took it back
+        psf0 = gaussian_psf(shape, (psf_fwhm_px,) * (len(shape) - 1) + (min(psf_fwhm_px, 0.5),),
+                            window)
+        # a floor over the window: Richardson-Lucy steps multiply, so a zero never grows
+        psf0 = np.where(window, np.maximum(psf0, 1e-4 * psf0.max()), 0.0)
+        psf0 /= psf0.sum()
 
     t0 = time.perf_counter()
-    out_objects, out_supports, out_err, out_llk, out_hist = [], [], [], [], []
+    out_objects, out_supports, out_err, out_llk, out_hist, out_psf = [], [], [], [], [], []
     done, total = 0, n_starts * n_iterations
     for b0 in range(0, n_starts, batch_size):
         ks = np.arange(start + b0, start + min(b0 + batch_size, n_starts))
-        obj, sup, err, hist, llk = _run_batch(
+        obj, sup, err, hist, llk, psf = _run_batch(
             be, intensity, measured_c, support0, ks, seed=seed, steps=steps, beta=beta,
             shrink_wrap_every=shrink_wrap_every, threshold=shrink_wrap_threshold,
             sigma_px=sigma_px, amplitude_constraint=amplitude_constraint,
-            period_px=period_px,
+            period_px=period_px, psf0=psf0, psf_start_it=int(round(psf_start * n_iterations)),
+            psf_update_every=psf_update_every,
             progress=None if progress is None else
             (lambda i, _d=done, _n=len(ks): progress(_d + i * _n, total)))
         done += len(ks) * n_iterations
         out_objects.append(obj), out_supports.append(sup), out_err.append(err)
-        out_hist.append(hist), out_llk.append(llk)
+        out_hist.append(hist), out_llk.append(llk), out_psf.append(psf)
     if progress is not None:
         progress(total, total)
     params = dict(n_starts=n_starts, seed=seed, start=start, algorithm=algorithm, beta=beta,
                   support_margin=support_margin, shrink_wrap_every=shrink_wrap_every,
                   shrink_wrap_threshold=shrink_wrap_threshold,
                   shrink_wrap_sigma_nm=shrink_wrap_sigma_nm,
-                  amplitude_constraint=amplitude_constraint, precision=precision,
-                  backend=be.name)
+                  amplitude_constraint=amplitude_constraint, psf_fwhm_px=psf_fwhm_px,
+                  psf_start=psf_start, psf_update_every=psf_update_every,
+                  precision=precision, backend=be.name)
     return PhasingResult(
         objects=np.concatenate(out_objects), supports=np.concatenate(out_supports),
         fourier_error=np.concatenate(out_err), llk=np.concatenate(out_llk),
         history=np.concatenate(out_hist), start_indices=np.arange(start, start + n_starts),
         seed=seed, algorithm=algorithm, n_iterations=n_iterations,
-        phasing_time_s=time.perf_counter() - t0, parameters=params)
+        phasing_time_s=time.perf_counter() - t0, parameters=params,
+        psf=None if psf0 is None else np.concatenate(out_psf))
+
+
+def _psf_window(shape, prepared, period_px) -> np.ndarray:
+    """Where the PSF may be non-zero: half the satellite spacing (``1 /
+    period`` in q) along the in-plane axes (the whole axis when the period is
+    unknown), half the thickness-fringe spacing along z, at least one pixel
+    either side."""
+    half = []
+    period_nm = period_px * prepared.pixel_nm[0]
+    for axis, n in enumerate(shape):
+        if axis == len(shape) - 1:
+            fringe_px = n * prepared.pixel_nm[-1] / prepared.thickness_nm
+            half.append(max(1.0, np.floor(fringe_px / 2)))
+        elif period_nm > 0:
+            half.append(max(1.0, np.floor(n * prepared.pixel_nm[axis] / period_nm / 2)))
+        else:
+            half.append(n / 2)
+    return psf_window(shape, tuple(half))
 
 
 def _initial_objects(be: Backend, plan: FFTPlan, intensity, measured_c, support0, ks, seed):
@@ -287,7 +344,7 @@ def _initial_objects(be: Backend, plan: FFTPlan, intensity, measured_c, support0
 
 def _run_batch(be: Backend, intensity, measured_c, support0, ks, *, seed, steps, beta,
                shrink_wrap_every, threshold, sigma_px, amplitude_constraint, period_px,
-               progress):
+               psf0, psf_start_it, psf_update_every, progress):
     """Advance the starts ``ks`` through ``steps``.
 
     Layout: the real-space batch stays centred (film in the middle of the
@@ -303,8 +360,13 @@ def _run_batch(be: Backend, intensity, measured_c, support0, ks, *, seed, steps,
     in cache; the whole batch on a GPU), on ``be.workers`` threads over the
     chunks. Starts never interact, so the split changes nothing.
 
-    Returns the objects, supports, final Fourier errors, error histories and
-    Poisson LLK of the starts, as NumPy arrays.
+    Partial coherence (``psf0`` not None): from iteration ``psf_start_it``
+    the Fourier projection is the one of :class:`PartialCoherence`, each
+    start's PSF refined every ``psf_update_every`` iterations.
+
+    Returns the objects, supports, final Fourier errors, error histories,
+    Poisson LLK and centred PSFs (None without the model) of the starts, as
+    NumPy arrays.
     """
     xp = be.xp
     n = len(ks)
@@ -337,7 +399,16 @@ def _run_batch(be: Backend, intensity, measured_c, support0, ks, *, seed, steps,
     region = tuple(int(b.stop - b.start) for b in bbox)
     scratch = [_Scratch(be, chunk_len, shape, corner, region,
                         period_px if amplitude_constraint > 0 else 0.0,
-                        sigma_px if shrink_wrap_every else None) for _ in groups]
+                        sigma_px if shrink_wrap_every else None, psf0) for _ in groups]
+    if psf0 is not None:
+        psf = xp.empty((n,) + shape, be.real_dtype)
+        psf[...] = be.asarray(psf0, be.real_dtype)
+        otf = xp.empty((n,) + scratch[0].coherence.conv.spectrum_shape[1:], be.real_dtype)
+        for i in range(len(chunks)):
+            otf[chunks[i]] = scratch[0].coherence.transfer(psf[chunks[i]])
+        psf_centre = psf[(slice(None),) + (0,) * len(shape)].copy()
+        data_fft = be.asarray(np.fft.ifftshift(intensity), be.real_dtype)
+        measured_fft = be.asarray(np.fft.ifftshift(measured_c))
     denominator = xp.ones((n,) + region, be.real_dtype) if amplitude_constraint > 0 else None
 
     n_total = sum(k for _, k in steps)
@@ -350,14 +421,18 @@ def _run_batch(be: Backend, intensity, measured_c, support0, ks, *, seed, steps,
             c = chunks[i]
             scratch[g].lateral.denominator(sup4[c], out=denominator[c])
 
-    def iterate(g, algo, strength):
+    def iterate(g, algo, strength, partial):
         s = scratch[g]
         for i in groups[g]:
             c = chunks[i]
             # -- Fourier projection: measured modulus where measured, free
             # elsewhere; the misfit comes out of the same pass
             plan.forward(i)
-            be.fourier_projection(F_flat[c], amp, weight, free, err2[c], plan)
+            if partial:
+                s.coherence.project(F_flat[c], otf[c], psf_centre[c], amp, weight, free,
+                                    err2[c], plan)
+            else:
+                be.fourier_projection(F_flat[c], amp, weight, free, err2[c], plan)
             plan.inverse(i)
             # -- real-space update (p = plan.F)
             if strength > 0:
@@ -366,6 +441,14 @@ def _run_batch(be: Backend, intensity, measured_c, support0, ks, *, seed, steps,
                                      strength=strength, target=target, corner=corner)
             else:
                 be.real_space_update(psi4[c], p4[c], sup4[c], algorithm=algo, beta=beta)
+
+    def refine_psf(g):
+        for i in groups[g]:
+            c = chunks[i]
+            plan.forward(i)
+            psf[c], otf[c] = scratch[g].coherence.refine(F_flat[c], psf[c], otf[c], data_fft,
+                                                          measured_fft, plan)
+            psf_centre[c] = psf[c][(slice(None),) + (0,) * len(shape)]
 
     def shrink(g):
         for i in groups[g]:
@@ -389,9 +472,12 @@ def _run_batch(be: Backend, intensity, measured_c, support0, ks, *, seed, steps,
             for _ in range(n_it):
                 strength = amplitude_constraint * max(0.0, 1 - it / anneal_end) \
                     if amplitude_constraint > 0 else 0.0
-                run_all(iterate, algo, strength)
+                partial = psf0 is not None and it >= psf_start_it
+                run_all(iterate, algo, strength, partial)
                 history[:, it] = np.sqrt(be.asnumpy(err2)) / norm_data
                 it += 1
+                if partial and psf_update_every and it % psf_update_every == 0:
+                    run_all(refine_psf)
                 if (shrink_wrap_every and it % shrink_wrap_every == 0
                         and not (step_no == last_step and algo == "ER")):
                     run_all(shrink)
@@ -408,23 +494,29 @@ def _run_batch(be: Backend, intensity, measured_c, support0, ks, *, seed, steps,
     llk = np.empty(n)
     for i, c in enumerate(chunks):
         plan.forward(i)
-        model = be.asnumpy(xp.abs(F_flat[c])) ** 2 * plan.modulus_scale ** 2
+        if psf0 is not None:
+            model = be.asnumpy(scratch[0].coherence.model(F_flat[c], otf[c], plan))
+        else:
+            model = be.asnumpy(xp.abs(F_flat[c])) ** 2 * plan.modulus_scale ** 2
         llk[c] = poisson_llk(model, data, meas)
     obj = be.asnumpy(plan.psi).copy()
     sup = be.asnumpy(support).copy()
-    return obj, sup, history[:, -1].astype(float), history, llk
+    psf_out = None if psf0 is None else centred(be.asnumpy(psf), len(shape)).astype(np.float32)
+    return obj, sup, history[:, -1].astype(float), history, llk, psf_out
 
 
 class _Scratch:
     """One thread's buffers and plans for a chunk of starts: the lateral
     amplitude average (if the amplitude constraint is on) and shrink-wrap's
-    blur (if shrink-wrap is on)."""
+    blur (if shrink-wrap is on) and the partial-coherence model (if on)."""
 
-    def __init__(self, be, chunk_len, shape, corner, region, period_px, sigma_px):
+    def __init__(self, be, chunk_len, shape, corner, region, period_px, sigma_px, psf0):
         self.lateral = _LateralAmplitude(be, chunk_len, len(shape) - 1, corner, region,
                                          period_px) if period_px > 0 else None
         self.blur = GaussianBlur(be, (chunk_len,) + shape, tuple(range(1, len(shape) + 1)),
                                  sigma_px) if sigma_px is not None else None
+        self.coherence = PartialCoherence(be, chunk_len, shape, np.asarray(psf0) > 0) \
+            if psf0 is not None else None
 
 
 class _LateralAmplitude:
@@ -509,10 +601,11 @@ def concatenate(results: list[PhasingResult]) -> PhasingResult:
     cat = lambda name: np.concatenate([getattr(r, name) for r in results])  # noqa: E731
     params = dict(first.parameters)
     params["n_starts"] = sum(r.n_starts for r in results)
+    psf = None if any(r.psf is None for r in results) else cat("psf")
     return PhasingResult(objects=cat("objects"), supports=cat("supports"),
                          fourier_error=cat("fourier_error"), llk=cat("llk"),
                          history=cat("history"), start_indices=cat("start_indices"),
                          seed=first.seed, algorithm=first.algorithm,
                          n_iterations=first.n_iterations,
                          phasing_time_s=sum(r.phasing_time_s for r in results),
-                         parameters=params)
+                         parameters=params, psf=psf)

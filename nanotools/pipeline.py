@@ -260,7 +260,7 @@ def reconstruct_file(input_path: str | os.PathLike, out_path: str | os.PathLike,
                      params: dict | None = None, *, seed: int = 0, force: bool = False,
                      progress: bool = True, checkpoint: bool = True,
                      data_path: str | None = None, axes=None, out_of_plane=None,
-                     chunk_size: int | None = None) -> Reconstruction:
+                     chunk_size: int | None = None, scan: int | None = None) -> Reconstruction:
     """Reconstruct the supercell of one map file and write ``result.h5``.
 
     Parameters
@@ -284,6 +284,8 @@ def reconstruct_file(input_path: str | os.PathLike, out_path: str | os.PathLike,
         Passed to :func:`nanotools.io.read_map`.
     chunk_size
         Starts per checkpointed chunk (default: an eighth of ``n_starts``).
+    scan
+        Which map of a series file (4-D NXdata) to image.
 
     Returns
     -------
@@ -314,10 +316,14 @@ def reconstruct_file(input_path: str | os.PathLike, out_path: str | os.PathLike,
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         rsm = read_map(input_path, data_path, axes=axes, unit_cell=full["unit_cell"] or None,
-                       out_of_plane=out_of_plane)  # the registry's "" means: from the file
+                       out_of_plane=out_of_plane, hkl=full["hkl"] or None,
+                       window_rlu=full["window_rlu"], reduce=full["reduce"], scan=scan)
     for w in caught:  # pass them on (the CLI prints them) and keep them in the result
         notes.append(f"warning: {w.message}")
         warnings.warn(w.message, w.category, stacklevel=2)
+    notes.extend(str(n) for n in rsm.metadata.get("notes", ()))  # how a window was cut
+    # one checkpoint per map of a series
+    key_input = input_sha if scan is None else f"{input_sha}:scan{int(scan)}"
     notes.append(f"out-of-plane axis '{rsm.axis_names[-1]}': {rsm.out_of_plane_reason}")
     try:
         prepared = preprocess.prepare(
@@ -329,7 +335,7 @@ def reconstruct_file(input_path: str | os.PathLike, out_path: str | os.PathLike,
             raise InputError(f"cannot create the output folder ({exc.strerror or exc})",
                              out_path.parent) from None
         folder = checkpoint_dir(out_path) if checkpoint else None
-        key = checkpoint_key(input_sha, full, seed)
+        key = checkpoint_key(key_input, full, seed)
         phased, resumed = run_phasing(prepared, full, seed=seed, checkpoint=folder, key=key,
                                       chunk_size=chunk_size, progress=progress)
         if resumed:

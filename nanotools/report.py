@@ -293,6 +293,9 @@ def _check_input(input_path: str | os.PathLike, params: dict[str, Any]) -> Path:
     kwargs = {}
     if params.get("unit_cell"):
         kwargs["unit_cell"] = params["unit_cell"]
+    if params.get("hkl"):  # a volume: check the window the first notebook will cut
+        kwargs.update(hkl=params["hkl"], window_rlu=params.get("window_rlu", 0.0),
+                      reduce=params.get("reduce", "auto"))
     try:
         io.read_map(path, **kwargs)
     except TypeError:  # a reader without that keyword: check the file alone

@@ -8,7 +8,10 @@ scheduler. Then the series gets its own report: ``DIR/series.h5`` and
 ``DIR/series.html`` with the period, the cluster populations and the
 displacement amplitude against the series variable, which is read from each
 file's metadata (``temperature_K``, a delay ...) or, failing that, is the
-order of the files on the command line.
+order of the files on the command line. One file holding the whole series
+(a 4-D NXdata whose first axis is the scan variable, as nxrefine
+consolidates temperature scans) is cut into one window per scan first
+(``--hkl``; ``DIR/windows/``), the scan variable read from the file.
 
 Layout of ``DIR``::
 
@@ -180,8 +183,44 @@ def _variable_of(input_path: str, params: dict) -> tuple[str, str, float] | None
     (with ``-p unit_cell`` for r.l.u. axes)."""
     from .io import read_map
 
-    return series_variable(read_map(input_path, unit_cell=params.get("unit_cell") or None
-                                    ).metadata)
+    window = {k: params[k] for k in ("window_rlu", "reduce") if k in params}
+    return series_variable(read_map(input_path, unit_cell=params.get("unit_cell") or None,
+                                    hkl=params.get("hkl") or None, **window).metadata)
+
+
+def _expand_series_file(path: Path, out_dir: Path, params: dict):
+    """A file holding a series (a 4-D NXdata of virtual datasets, as
+    nxrefine consolidates scans; a silx image stack): cut each map's window
+    (``--hkl``; only the window is read) into ``out_dir/windows/`` and
+    return those files and the parameters for them (the window already
+    cut); None for a file holding one map."""
+    import h5py
+
+    from .io import write_map
+    from .io.nxrefine import describe_volume
+
+    try:
+        if not h5py.is_hdf5(path):
+            return None
+    except OSError:
+        return None
+    volume = describe_volume(path)
+    if volume.scan_axis is None:
+        return None
+    window = {k: params[k] for k in ("window_rlu", "reduce") if k in params}
+    hkl = params.get("hkl") or None
+    folder = out_dir / "windows"
+    folder.mkdir(parents=True, exist_ok=True)
+    axis = volume.scan_axis
+    files = []
+    for scan in range(volume.n_scans):
+        from .io import read_map
+        rsm = read_map(path, hkl=hkl, scan=scan, **window)
+        value = float(np.ravel(axis.values)[scan])
+        name = f"{path.stem}_{axis.name}{value:g}{axis.units or ''}".replace("/", "_")
+        files.append(write_map(folder / f"{name}.h5", rsm))
+    rest = {k: v for k, v in params.items() if k not in ("hkl", "window_rlu", "reduce")}
+    return files, rest
 
 
 def _report_available() -> bool:
@@ -257,6 +296,9 @@ def run_series(input_path: list | None = None, out_dir: str | os.PathLike | None
     if report is None:
         report = _report_available()
     out_dir.mkdir(parents=True, exist_ok=True)
+    expanded = _expand_series_file(paths[0], out_dir, params) if len(paths) == 1 else None
+    if expanded is not None:  # one file holding the whole series
+        paths, params = expanded
     names = _map_dir_names(paths)
     try:
         from dask.distributed import Client, LocalCluster

@@ -94,6 +94,37 @@ def blob(path):
 
 
 R = ["--out", "result.h5"]
+def qm2_missing_link(path):
+    """An nxrefine wrapper (nexusformat) copied without its scan folder."""
+    import shutil
+
+    from nanotools.io.nxrefine import write_nxrefine_scan
+
+    h = np.linspace(-0.1, 0.1, 8)
+    write_nxrefine_scan(path.parent, "film", "300K", np.ones((8, 8, 8)), h, h, 2 + h,
+                        unit_cell=(3.9, 3.9, 3.9, 90, 90, 90))
+    shutil.rmtree(path.parent / "300K")
+
+
+def link_loop(path):
+    """A wrapper whose signal is an external link back to itself."""
+    nexus(path)
+    with h5py.File(path, "a") as h5:
+        del h5["entry/data/counts"]
+        h5["entry/data/counts"] = h5py.ExternalLink(path.name, "/entry/data/counts")
+
+
+def xrdml_without_wavelength(path):
+    from _lab_files import write_xrdml
+
+    write_xrdml(path, wavelength=False)
+
+
+def angles_without_wavelength(path):
+    nexus(path, axes=[("omega", np.linspace(20, 24, 64)), ("two_theta", np.linspace(40, 48, 32))],
+          units=("degrees", "degrees"))
+
+
 #: (case, file name, builder or None, command after 'nanotools', expected fragment,
 #:  whether the message must name the file, expected exit status)
 CASES = [
@@ -210,6 +241,16 @@ CASES = [
     # warnings: the map can still be imaged
     ("a few negative pixels (warning)", "fewneg.h5", few_negative, ["check", "fewneg.h5"],
      "warning: 3 pixels have negative intensity", False, 0),
+    ("QM2 wrapper whose linked file is missing", "film_300K.nxs", qm2_missing_link,
+     ["reconstruct", "film_300K.nxs", "--hkl", "0", "0", "2", *R],
+     "is an external link to 300K/transform.nxs:/entry/data/v, and that file is missing",
+     True, 2),
+    ("external links that loop", "loop.nxs", link_loop, ["reconstruct", "loop.nxs", *R],
+     "form a loop", True, 2),
+    (".xrdml without a wavelength", "nowl.xrdml", xrdml_without_wavelength,
+     ["reconstruct", "nowl.xrdml", *R], "states no wavelength", True, 2),
+    ("axes in degrees without a wavelength", "angles.h5", angles_without_wavelength,
+     ["check", "angles.h5"], "needs the X-ray wavelength", True, 2),
     ("saturated Bragg peak (warning)", "saturated.h5", saturated, ["check", "saturated.h5"],
      "warning: 5 pixels sit at the maximum value", False, 0),
     ("out-of-plane axis undecidable (warning)", "blob.h5", blob, ["check", "blob.h5"],

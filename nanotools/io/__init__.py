@@ -19,7 +19,12 @@ Modules, one concern each: :mod:`~nanotools.io.maps` (the map dataclass),
 :mod:`~nanotools.io.mapfile` (``read_map``, ``write_map``),
 :mod:`~nanotools.io.hdf5` (atomic writer, NeXus helpers, values to HDF5),
 :mod:`~nanotools.io.stage` (stage files), :mod:`~nanotools.io.results`
-(``result.h5``).
+(``result.h5``); beamline and lab files: :mod:`~nanotools.io.links`
+(external links and virtual sources, followed relative to the file),
+:mod:`~nanotools.io.nxrefine` (QM2 volumes and series described without
+reading them), :mod:`~nanotools.io.window` (one reflection's window,
+``read_map(..., hkl=...)``), :mod:`~nanotools.io.lab` (``.xrdml``, ``.ras``
+through xrayutilities), :mod:`~nanotools.io.describe` (``nanotools check``).
 """
 from __future__ import annotations
 

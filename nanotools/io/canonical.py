@@ -13,7 +13,7 @@ import numpy as np
 from .maps import ReciprocalSpaceMap
 from .orientation import guess_out_of_plane
 
-__all__ = ["RawAxis", "RawMap", "parse_unit_cell", "canonical_map"]
+__all__ = ["RawAxis", "RawMap", "parse_unit_cell", "canonical_map", "hkl_index", "axis_kind"]
 
 
 # Axis names that say "out-of-plane" (compared lower-case, without '_', '-',
@@ -49,16 +49,35 @@ def _unit_kind(units: str | None):
     return None
 
 
+def hkl_index(name: str) -> int | None:
+    """0, 1 or 2 for an axis named after H, K or L (``Qh``, ``K``, ``ql`` ...),
+    else None."""
+    return _RLU_CELL_INDEX.get(_norm_name(name))
+
+
+def axis_kind(units: str | None) -> str | None:
+    """``'q'`` (a reciprocal length), ``'rlu'``, ``'degrees'`` (an angle) or
+    None (unknown or missing) for an axis' ``units`` string."""
+    kind = _unit_kind(units)
+    if kind is not None:
+        return kind[0]
+    if units is not None and str(units).strip().lower() in ("deg", "degree", "degrees", "°"):
+        return "degrees"
+    return None
+
+
 @dataclass
 class RawAxis:
     """One axis as a reader found it: dataset ``name``, its ``values`` (any
-    order, any reciprocal unit), ``units`` (None if the file gives none) and
-    NeXus ``long_name``."""
+    order, any reciprocal unit), ``units`` (None if the file gives none),
+    NeXus ``long_name`` and nxrefine's ``scaling_factor`` (1/angstrom per
+    r.l.u., i.e. 2 pi a*; None if the file gives none)."""
 
     name: str
     values: np.ndarray
     units: str | None
     long_name: str = ""
+    scaling_factor: float | None = None
 
 
 @dataclass
@@ -162,7 +181,12 @@ def canonical_map(raw: RawMap, path, *, unit_cell=None, out_of_plane=None) -> Re
             else:
                 raise InputError(f"axis '{ax.name}' has units '{ax.units}'; expected 1/angstrom "
                                  "(or 1/nm) or rlu", path)
-        if kind[0] == "rlu":
+        if kind[0] == "rlu" and ax.scaling_factor and unit_cell in (None, ""):
+            # nxrefine's own 2 pi a* (exact for any cell, unlike 2 pi / a)
+            values = values * ax.scaling_factor
+            conversions.append(f"'{ax.name}' r.l.u. x scaling_factor {ax.scaling_factor:.6g} "
+                               "1/angstrom")
+        elif kind[0] == "rlu":
             which = _RLU_CELL_INDEX.get(_norm_name(ax.name))
             if which is None:
                 raise InputError(f"axis '{ax.name}' is in r.l.u. but its name does not say "

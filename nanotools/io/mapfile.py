@@ -10,6 +10,7 @@ import numpy as np
 
 from .canonical import canonical_map
 from .hdf5 import atomic_h5, nx_entry, write_value
+from .lab import is_lab_file, read_lab
 from .maps import ReciprocalSpaceMap
 from .nexus import read_nexus
 from .npy import read_numpy
@@ -21,7 +22,8 @@ _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
 
 def read_map(path: str | os.PathLike, data_path: str | None = None, *, axes=None,
-             unit_cell=None, out_of_plane=None) -> ReciprocalSpaceMap:
+             unit_cell=None, out_of_plane=None, hkl=None, window_rlu: float = 0.0,
+             reduce: str = "auto", scan: int | None = None) -> ReciprocalSpaceMap:
     """Read a reciprocal-space map from NeXus/HDF5, ``.npy`` or ``.npz``.
 
     Parameters
@@ -46,6 +48,18 @@ def read_map(path: str | os.PathLike, data_path: str | None = None, *, axes=None
     out_of_plane
         Name or file index of the out-of-plane axis, overriding what the
         metadata and data say.
+    hkl
+        ``(H, K, L)`` (or ``'H K L'``): cut the window around that
+        reflection out of an H, K, L volume, reading only the window
+        (:func:`nanotools.io.window.read_window`); None or ``''`` reads the
+        whole map.
+    window_rlu, reduce
+        The window's full width (r.l.u.; 0 = from the texture) and how a
+        3-D window becomes the map (``auto``, ``slice``, ``sum``, ``none``);
+        see :func:`nanotools.io.window.plan_window`.
+    scan
+        Which map of a series (a 4-D NXdata whose first axis is the scan
+        variable, or a stack of 2-D images).
 
     Returns
     -------
@@ -72,7 +86,7 @@ def read_map(path: str | os.PathLike, data_path: str | None = None, *, axes=None
         a saturated peak (masked), infinite values (masked), a guessed
         out-of-plane axis.
     """
-    from ..errors import InputError
+    from ..errors import InputError, ParameterError
 
     path = Path(path)
     if not path.exists():
@@ -86,10 +100,20 @@ def read_map(path: str | os.PathLike, data_path: str | None = None, *, axes=None
         raise InputError(f"cannot read the file ({exc.strerror or exc})", path) from None
     if not head:
         raise InputError("the file is empty", path)
-    if head.startswith(b"\x93NUMPY") or head.startswith(b"PK\x03\x04") or \
+    if is_lab_file(path):
+        if hkl not in (None, ""):
+            raise ParameterError(f"--hkl cuts a window out of an H, K, L volume; {path.name} "
+                                 "is a lab map in angles")
+        raw = read_lab(path)
+    elif head.startswith(b"\x93NUMPY") or head.startswith(b"PK\x03\x04") or \
             path.suffix.lower() in (".npy", ".npz"):
         raw = read_numpy(path, axes)
     elif head == _HDF5_MAGIC or _is_hdf5_with_userblock(path):
+        if hkl not in (None, "") or scan is not None:
+            from .window import read_window
+            return read_window(path, hkl if hkl not in (None, "") else None,
+                               data_path=data_path, scan=scan, window_rlu=window_rlu,
+                               reduce=reduce, unit_cell=unit_cell, out_of_plane=out_of_plane)
         raw = read_nexus(path, data_path)
     else:
         raise InputError("not an HDF5/NeXus file (nor .npy/.npz)", path)
