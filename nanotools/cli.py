@@ -171,6 +171,9 @@ def _dispatch(args) -> int:
         period = getattr(rec.patterns, "period_nm", float("nan"))
         print(f"wrote {args.out}: supercell {period:.3g} nm period, "
               f"{len(rec.phasing.start_indices)} starts, {rec.wall_time_s:.1f} s")
+        if rec.trust is not None:  # the verdict last: what a user reads first
+            print(f"estimated error {rec.trust.estimated_error:.3f} "
+                  f"({rec.trust.reliable_reason})")
         return 0
     if args.command == "check":
         import json

@@ -52,6 +52,7 @@ _STAGE_CONSUMERS = {
     "preprocess": "nanotools.preprocess.prepare",
     "phasing": "nanotools.phasing.phase_retrieval",
     "patterns": "nanotools.patterns.find_supercells",
+    "trust": "nanotools.trust.estimate_trust",
 }
 
 
@@ -151,6 +152,23 @@ _LIST = [
     _P("min_cluster_fraction", 0.1, float, "patterns",
        "a cluster must hold at least this fraction of the supercells to be chosen", "", 0.0, 1.0,
        label="min cluster fraction"),
+    _P("cluster_merge_factor", 2.0, float, "patterns",
+       "clusters whose averages lie closer than this many times their members' rms spread are "
+       "merged before choosing; 0 = never merge", "", 0.0, 10.0, label="cluster merge factor"),
+    # -- trust (half maps and data misfit: nanotools.trust)
+    # the estimate was 0.56-1.64 x the true error on the calibration maps, so
+    # 0.055 flags every result whose true error may exceed 0.10
+    _P("trust_max_error", 0.055, float, "trust",
+       "a result is reliable only if its estimated complex error is at most this", "", 0.0,
+       label="max estimated error"),
+    # converged runs fit to 0.75-1.05 x the floor; at 1.5 x the part of the
+    # data the model does not explain is as large as the noise itself
+    _P("trust_max_misfit", 1.5, float, "trust",
+       "a result is reliable only if its runs' Fourier error is at most this multiple of the "
+       "Poisson noise floor", "", 1.0, label="max misfit / noise"),
+    _P("trust_min_cells", 4, int, "trust",
+       "a result is reliable only if each half of the starts yields at least this many "
+       "supercells", "", 1, label="min supercells per half"),
 ]
 PARAMETERS: dict[str, Parameter] = {p.name: p for p in _LIST}
 

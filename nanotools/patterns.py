@@ -12,7 +12,10 @@ stagnate. Following Shao et al. (PNAS 2023):
 3. the phase ramp of the Bragg-peak centre is removed, and all supercells
    are aligned on a reference: lateral shift (periodic), vertical shift,
    twin and global phase;
-4. k-means (scikit-learn) clusters the aligned complex supercells; the same
+4. k-means (scikit-learn) clusters the aligned complex supercells (fewer
+   clusters, with a note, when there are fewer supercells than clusters);
+   clusters whose averages agree within their members' spread are merged,
+   since k-means also splits one population into similar parts; the same
    labels average every representation (complex, amplitude, displacement),
    with a per-pixel spread;
 5. the answer is the cluster whose members come from the runs that fit the
@@ -26,12 +29,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .analysis import align_supercell, displacement, supercell_half_rows
-from .errors import ParameterError
+from .errors import InputError, ParameterError
 from .params import defaults as _defaults
 
 __all__ = ["ClusterAverage", "PatternResult", "sinusoidal_test_function", "locate_supercells",
-           "cut_supercell", "align_supercells", "cluster_supercells", "remove_peak_ramp",
-           "find_supercells"]
+           "cut_supercell", "align_supercells", "cluster_supercells", "merge_similar_clusters",
+           "remove_peak_ramp", "find_supercells"]
 
 
 @dataclass
@@ -94,6 +97,9 @@ class PatternResult:
         Sample coordinates of a supercell (nm; z = 0 at the film centre).
     period_nm, pixel_nm, G
         The period used, the supercell's sampling (nm) and |G| (1/angstrom).
+    notes
+        What pattern recognition changed on its own (fewer clusters, merged
+        clusters), one sentence each.
     """
 
     supercells: np.ndarray
@@ -110,6 +116,7 @@ class PatternResult:
     pixel_nm: tuple
     G: float
     parameters: dict = field(default_factory=dict)
+    notes: list = field(default_factory=list)
 
     @property
     def best(self) -> ClusterAverage:
@@ -154,6 +161,8 @@ def locate_supercells(obj: np.ndarray, *, period_px: float, half_rows: int,
     amp2 = np.abs(obj) ** 2
     # film centre: centroid of the strong part of the vertical profile
     prof = amp2.sum(axis=0)
+    if not prof.max() > 0:  # an empty run (a collapsed phasing) holds no supercell
+        return np.zeros(0), float(nz // 2), np.zeros(nx)
     strong = prof >= 0.5 * prof.max()
     z_centre = float(np.sum(np.arange(nz)[strong] * prof[strong]) / prof[strong].sum())
     rows = np.clip(np.round(z_centre + np.arange(-half_rows, half_rows + 1)).astype(int), 0, nz - 1)
@@ -243,6 +252,80 @@ def cluster_supercells(cells: np.ndarray, n_clusters: int, *, seed: int = 0) -> 
     return KMeans(n_clusters=k, n_init=50, random_state=seed).fit_predict(features)
 
 
+def _unit_rows(cells: np.ndarray) -> np.ndarray:
+    flat = cells.reshape(len(cells), -1)
+    return flat / np.maximum(np.linalg.norm(flat, axis=1, keepdims=True), 1e-30)
+
+
+def merge_similar_clusters(cells: np.ndarray, labels: np.ndarray, *, factor: float = 2.0
+                           ) -> tuple[np.ndarray, list]:
+    """Merge clusters whose averages agree within their members' spread.
+
+    k-means with a fixed number of clusters also cuts one population of
+    good supercells into parts whose averages differ by far less than the
+    members scatter around them; choosing between such parts is arbitrary.
+    Two clusters are merged when the distance between their (unit-norm,
+    global-phase-matched) averages is less than ``factor`` times the rms
+    distance of the members of the tighter of the two from their own
+    average. The closest such pair is merged first, until none is left.
+
+    Why ``factor = 2``: k-means cutting one Gaussian population along one
+    direction leaves the two parts' means up to 2.7 times a part's rms
+    spread apart (in one dimension; less in many); on the simulated
+    textures the parts of one good population lie 1.1-1.7 spreads apart,
+    while clusters of truly different supercells (stagnated runs, a second
+    solution) lie 2.3-20 spreads apart.
+
+    Parameters
+    ----------
+    cells
+        Aligned complex supercells ``(n, n_cell, n_film)``.
+    labels
+        ``(n,)`` k-means labels.
+    factor
+        Merge when the averages are closer than this many spreads; 0 never
+        merges.
+
+    Returns
+    -------
+    labels, merged
+        The new labels (each merged group takes its smallest label) and the
+        list of ``(kept_label, merged_label, distance, spread)``.
+    """
+    labels = np.asarray(labels).copy()
+    unit = _unit_rows(np.asarray(cells))
+    merged = []
+    while True:
+        groups = {lab: np.nonzero(labels == lab)[0] for lab in np.unique(labels)}
+        if len(groups) < 2:
+            return labels, merged
+        means, spread = {}, {}
+        for lab, idx in groups.items():
+            members = unit[idx]
+            m = members.mean(axis=0)
+            means[lab] = m
+            spread[lab] = float(np.sqrt(np.mean(np.sum(np.abs(members - m) ** 2, axis=1))))
+        best = None
+        keys = sorted(groups)
+        for i, a in enumerate(keys):
+            for b in keys[i + 1:]:
+                ma, mb = means[a], means[b]
+                na, nb = np.linalg.norm(ma), np.linalg.norm(mb)
+                if na == 0 or nb == 0:
+                    continue
+                # global phase of b onto a; both scaled to unit norm
+                phase = np.exp(1j * np.angle(np.vdot(mb, ma)))
+                dist = float(np.linalg.norm(ma / na - phase * mb / nb))
+                # a one-member cluster has no spread to judge by
+                tight = min((spread[k] for k in (a, b) if len(groups[k]) > 1), default=0.0)
+                if dist < factor * tight and (best is None or dist < best[2]):
+                    best = (a, b, dist, tight)
+        if best is None:
+            return labels, merged
+        labels[labels == best[1]] = best[0]
+        merged.append(best)
+
+
 def _average(cells, label, members, run_scores, runs, G):
     sel = cells[members]
     # members scaled to the cluster's median norm: the average is a shape
@@ -290,6 +373,7 @@ def find_supercells(phasing, prepared, *, n_clusters: int = _D["n_clusters"],
                     best_fraction: float = _D["best_fraction"],
                     patch_threshold: float = _D["patch_threshold"],
                     min_cluster_fraction: float = _D["min_cluster_fraction"],
+                    cluster_merge_factor: float = _D["cluster_merge_factor"],
                     seed: int = 0) -> PatternResult:
     """Locate, cut, align, cluster and average the supercells of all runs.
 
@@ -310,6 +394,10 @@ def find_supercells(phasing, prepared, *, n_clusters: int = _D["n_clusters"],
     min_cluster_fraction
         A cluster must hold at least this fraction of the supercells to be
         chosen.
+    cluster_merge_factor
+        Clusters whose averages lie closer than this many member spreads are
+        merged before choosing (see :func:`merge_similar_clusters`); 0 never
+        merges.
     seed
         Seed of k-means.
 
@@ -347,10 +435,17 @@ def find_supercells(phasing, prepared, *, n_clusters: int = _D["n_clusters"],
                                        half_rows=half_rows))
             runs.append(phasing.start_indices[i]), origins.append((x0, z_c - half_rows))
             scores.append(err[i])
-    if len(cells) < max(n_clusters, 1):
-        raise ParameterError(
-            f"found {len(cells)} supercells in {n_use} runs, fewer than n_clusters={n_clusters}: "
-            "lower n_clusters or patch_threshold, or use more starts")
+    notes = []
+    if not cells:
+        raise InputError(
+            f"no supercells found in the {n_use} best runs: no run holds a full period of "
+            f"{prepared.period_nm:.3g} nm where its amplitude exceeds patch_threshold="
+            f"{patch_threshold:g} of its maximum (the coherent patch may be narrower than one "
+            "period, or the phasing failed); lower patch_threshold or check the period")
+    if len(cells) < n_clusters:
+        notes.append(f"only {len(cells)} supercells in {n_use} runs, fewer than n_clusters="
+                     f"{n_clusters}: clustered into {len(cells)} instead")
+        n_clusters = len(cells)
     cells, runs, scores = np.array(cells), np.array(runs), np.array(scores)
 
     # reference: the most central cell of the best run; then the mean of the
@@ -361,7 +456,12 @@ def find_supercells(phasing, prepared, *, n_clusters: int = _D["n_clusters"],
     good = corr >= np.median(corr)
     aligned, twin, corr = align_supercells(cells, aligned[good].mean(axis=0))
 
-    labels = cluster_supercells(aligned, n_clusters, seed=seed)
+    labels, merged = merge_similar_clusters(
+        aligned, cluster_supercells(aligned, n_clusters, seed=seed), factor=cluster_merge_factor)
+    for kept, gone, dist, tight in merged:
+        notes.append(f"clusters {kept} and {gone} merged: their averages differ by {dist:.3f}, "
+                     f"less than {cluster_merge_factor:g} x the spread of their members "
+                     f"({tight:.3f})")
     G = float(prepared.G)
     clusters = [_average(aligned, lab, labels == lab, scores, runs, G)
                 for lab in np.unique(labels)]
@@ -372,6 +472,9 @@ def find_supercells(phasing, prepared, *, n_clusters: int = _D["n_clusters"],
               f"({chosen.score:.4g}) among clusters holding at least {floor} of the "
               f"{len(cells)} supercells; {chosen.n_members} members from "
               f"{len(chosen.runs)} runs")
+    if merged:
+        reason += ("; clusters " + ", ".join(f"{b} into {a}" for a, b, _, _ in merged)
+                   + " merged first, as their averages agreed within their spread")
     return PatternResult(
         supercells=aligned, run_index=runs, origin_px=np.array(origins), twin=twin,
         labels=labels, clusters=clusters, chosen=chosen.label, chosen_reason=reason,
@@ -380,4 +483,6 @@ def find_supercells(phasing, prepared, *, n_clusters: int = _D["n_clusters"],
         pixel_nm=(prepared.period_nm / n_cell, dz), G=G,
         parameters=dict(n_clusters=n_clusters, best_fraction=best_fraction,
                         patch_threshold=patch_threshold,
-                        min_cluster_fraction=min_cluster_fraction, seed=seed))
+                        min_cluster_fraction=min_cluster_fraction,
+                        cluster_merge_factor=cluster_merge_factor, seed=seed),
+        notes=notes)

@@ -4,7 +4,8 @@
 the stages the notebooks call one by one::
 
     read_map -> prepare -> phase_retrieval (chunks of starts) ->
-    find_supercells -> supercell_maps / prtf -> write_result
+    find_supercells -> estimate_trust (half maps, misfit) ->
+    supercell_maps / prtf -> write_result
 
 Phasing runs in chunks of starts. After each chunk the finished starts are
 saved to a checkpoint folder next to the result (``result.h5.partial/``),
@@ -207,7 +208,7 @@ def run_phasing(prepared, params: dict, *, seed: int, checkpoint: Path | None = 
 
 def build_reconstruction(found, phased, *, parameters: dict, seed: int, input_path: str = "",
                          input_sha256: str = "", notes: list | None = None,
-                         date: str | None = None) -> Reconstruction:
+                         date: str | None = None, trust=None) -> Reconstruction:
     """The :class:`~nanotools.io.Reconstruction` of a finished run: the
     chosen cluster's maps and the resolution of its members.
 
@@ -230,6 +231,9 @@ def build_reconstruction(found, phased, *, parameters: dict, seed: int, input_pa
         What the pipeline decided, for the provenance.
     date
         ISO 8601 date of the run; now if None.
+    trust
+        The :class:`~nanotools.trust.TrustEstimate` (half maps, verdict), or
+        None.
 
     Returns
     -------
@@ -249,7 +253,7 @@ def build_reconstruction(found, phased, *, parameters: dict, seed: int, input_pa
         supercell=maps, patterns=found, phasing=phased, parameters=parameters, seed=int(seed),
         input_path=input_path, input_sha256=input_sha256,
         phasing_time_s=float(phased.phasing_time_s), resolution=dict(resolution),
-        notes=list(notes or []), date=date, version=__version__)
+        notes=list(notes or []), date=date, version=__version__, trust=trust)
 
 
 def reconstruct_file(input_path: str | os.PathLike, out_path: str | os.PathLike,
@@ -293,7 +297,7 @@ def reconstruct_file(input_path: str | os.PathLike, out_path: str | os.PathLike,
     InputError, ParameterError
         Bad input or parameters (checked before any long computation).
     """
-    from . import patterns, preprocess
+    from . import patterns, preprocess, trust
 
     t0 = time.perf_counter()
     date = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
@@ -339,11 +343,19 @@ def reconstruct_file(input_path: str | os.PathLike, out_path: str | os.PathLike,
         found = patterns.find_supercells(
             phased, prepared, seed=seed,
             **arguments_for("nanotools.patterns.find_supercells", full))
+        notes.extend(str(n) for n in found.notes)
+        # each half of the starts through the same pattern recognition
+        trusted = trust.estimate_trust(
+            phased, prepared, found,
+            find_kwargs=dict(arguments_for("nanotools.patterns.find_supercells", full),
+                             seed=seed),
+            **arguments_for("nanotools.trust.estimate_trust", full))
+        notes.extend(str(n) for n in trusted.notes)
     except NanotoolsError as exc:
         raise _naming(exc, input_path) from None
     rec = build_reconstruction(found, phased, parameters=full, seed=seed,
                                input_path=str(input_path), input_sha256=input_sha, notes=notes,
-                               date=date)
+                               date=date, trust=trusted)
     rec.wall_time_s = time.perf_counter() - t0
     write_result(out_path, rec, force=force)
     if folder is not None and folder.exists():

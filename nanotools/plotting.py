@@ -37,6 +37,7 @@ __all__ = [
     "plot_clusters",
     "plot_supercell_maps",
     "plot_uncertainty",
+    "plot_half_maps",
     "plot_comparison",
     "plot_prtf",
 ]
@@ -593,6 +594,35 @@ def plot_uncertainty(amplitude_std: np.ndarray, displacement_std: np.ndarray, *,
         add_scale_bar(ax)
     fig.suptitle(title or "uncertainty over the cluster's members"
                  + (f" (n = {n_members})" if n_members else ""), fontsize=10)
+    return fig
+
+
+def plot_half_maps(half_supercells: np.ndarray, spread: np.ndarray, *, x_nm: np.ndarray,
+                   z_nm: np.ndarray, G: float, title: str | None = None,
+                   fig: Figure | None = None) -> Figure:
+    """The two half maps and how far they differ: the displacement
+    (``phase / G``, angstrom) of the even and of the odd starts' chosen
+    supercell (the odd one aligned on the even one), and ``|even - odd| / 2``
+    per pixel relative to the mean film amplitude, the expected error of the
+    full average at each pixel (:func:`nanotools.trust.estimate_trust`)."""
+    halves = np.asarray(half_supercells)
+    fig = _figure(3 * _panel_width(x_nm, z_nm), 3.3, fig)
+    axes = fig.subplots(1, 3)
+    ulim = max(_symmetric_limit(np.angle(h * np.exp(-1j * np.angle(h.sum()))) / G)
+               for h in halves) or 1.0
+    for ax, h, name in zip(axes[:2], halves, ("even starts", "odd starts")):
+        u = np.angle(h * np.exp(-1j * np.angle(h.sum()))) / G  # global phase off
+        img = _image(ax, u, x_nm, z_nm, cmap=DISPLACEMENT_CMAP, vmin=-ulim, vmax=ulim)
+        img.set_gid(f"half {name}")
+        fig.colorbar(img, ax=ax, label="u (Å)", shrink=0.85)
+        ax.set_title(f"{name}: u (Å)", fontsize=9)
+        add_scale_bar(ax)
+    img = _image(axes[2], np.asarray(spread, float), x_nm, z_nm, cmap=UNCERTAINTY_CMAP, vmin=0)
+    img.set_gid("half-map spread")
+    fig.colorbar(img, ax=axes[2], label="|even - odd| / 2", shrink=0.85)
+    axes[2].set_title(f"half-map spread\nmean {np.nanmean(spread):.3g}", fontsize=9)
+    add_scale_bar(axes[2])
+    fig.suptitle(title or "half maps: independent halves of the starts", fontsize=10)
     return fig
 
 

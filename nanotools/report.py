@@ -66,6 +66,7 @@ REQUIRED_FIGURES = {
     "clusters": "the k-means clusters with member counts",
     "maps": "amplitude, displacement and strain of the supercell, scale bars in nm",
     "uncertainty": "the uncertainty over the chosen cluster",
+    "half_maps": "the half maps of the even and odd starts, their difference and the verdict",
 }
 
 #: Parameters the runner itself sets in every notebook that declares them

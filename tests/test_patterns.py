@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 
 from nanotools.analysis import compare_supercells
-from nanotools.errors import ParameterError
+from nanotools.errors import InputError
 from nanotools.patterns import (align_supercells, cut_supercell, find_supercells,
-                                locate_supercells, sinusoidal_test_function)
+                                locate_supercells, merge_similar_clusters,
+                                sinusoidal_test_function)
 from nanotools.analysis import supercell_half_rows
 from nanotools.simulate import TEXTURES, simulate_map
 
@@ -97,12 +98,52 @@ def test_find_supercells_separates_stagnated_runs():
     assert chosen.amplitude_std.mean() < 0.03 and chosen.displacement_std.mean() < 0.01
 
 
-def test_too_few_supercells_is_a_clear_error():
+def test_fewer_supercells_than_clusters_reduces_the_clusters():
+    """One run holds 4 supercells (a 4-period patch); asking for 50 clusters
+    used to stop the run (a 3e7-count map did): now it clusters into 4, says
+    so, and still finds the truth."""
     sim = small_simulation("laminate")
     phasing = SimpleNamespace(objects=sim.truth[None], fourier_error=np.array([0.01]),
                               start_indices=np.arange(1))
-    with pytest.raises(ParameterError, match="fewer than n_clusters"):
-        find_supercells(phasing, prepared_from_truth(sim), n_clusters=50)
+    res = find_supercells(phasing, prepared_from_truth(sim), n_clusters=50)
+    n = len(res.supercells)
+    assert 1 <= n < 50
+    assert any(f"clustered into {n} instead" in note for note in res.notes)
+    assert compare_supercells(res.best.mean, sim.truth_supercell) < 0.05
+
+
+def test_no_supercells_at_all_is_a_clear_input_error():
+    """Runs with nothing in them (a phasing that collapsed) hold no period
+    above the patch threshold: one InputError that says why, no traceback."""
+    sim = small_simulation("laminate")
+    phasing = SimpleNamespace(objects=np.zeros((2,) + sim.truth.shape, complex),
+                              fourier_error=np.array([0.5, 0.6]), start_indices=np.arange(2))
+    with pytest.raises(InputError, match="no supercells found in the 1 best runs"):
+        find_supercells(phasing, prepared_from_truth(sim))
+
+
+def test_parts_of_one_population_are_merged_distinct_ones_are_not():
+    """k-means cuts one population of noisy copies of a cell into parts whose
+    averages differ by less than the members' spread: merged. A second,
+    different cell (a stagnated solution) stays apart."""
+    rng = np.random.default_rng(1)
+    shape = (12, 9)
+    good = rng.normal(size=shape) + 1j * rng.normal(size=shape)
+    other = rng.normal(size=shape) + 1j * rng.normal(size=shape)
+    noise = 0.1 * (rng.normal(size=(40,) + shape) + 1j * rng.normal(size=(40,) + shape))
+    cells = np.concatenate([good + noise[:30], other + noise[30:]])
+    # the first population cut in two along its strongest direction, as k-means does
+    flat = cells[:30].reshape(30, -1)
+    direction = np.linalg.svd(flat - flat.mean(0), full_matrices=False)[2][0]
+    side = np.real((flat - flat.mean(0)) @ np.conj(direction)) > 0
+    labels = np.r_[np.where(side, 0, 1), np.full(10, 2)]
+    merged_labels, merged = merge_similar_clusters(cells, labels)
+    assert [(a, b) for a, b, _, _ in merged] == [(0, 1)]
+    assert set(merged_labels[:30]) == {0} and set(merged_labels[30:]) == {2}
+    # the parts lie 0.45 spreads apart (isotropic noise in 216 dimensions)
+    dist, spread = merged[0][2:]
+    assert 0.3 < dist / spread < 0.7
+    assert merge_similar_clusters(cells, labels, factor=0)[1] == []
 
 
 def test_bragg_centre_ramp_is_removed():

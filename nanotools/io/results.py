@@ -46,6 +46,9 @@ class Reconstruction:
         What the pipeline decided (out-of-plane axis, preprocessing notes).
     date, version
         ISO 8601 date of the run and the nanotools version.
+    trust
+        :class:`nanotools.trust.TrustEstimate` (half maps, misfit, verdict),
+        or None.
     """
 
     supercell: Any
@@ -61,6 +64,7 @@ class Reconstruction:
     notes: list = field(default_factory=list)
     date: str = ""
     version: str = ""
+    trust: Any = None
 
 
 def sha256_file(path: str | os.PathLike) -> str:
@@ -91,7 +95,16 @@ def write_result(path: str | os.PathLike, reconstruction: Reconstruction, *,
         ``amplitude``, ``phase`` (rad), ``displacement`` (angstrom),
         ``strain_zz``, ``strain_xz``, ``complex_field`` (the chosen complex
         average), ``x``, ``z`` (nm); attributes ``period_nm``, ``G``
-        (1/angstrom).
+        (1/angstrom), and ``estimated_error`` (float), ``reliable`` (bool),
+        ``reliable_reason`` (str) when a trust estimate was made.
+    ``/entry/trust`` (NXcollection, with a trust estimate)
+        ``half_supercells`` ``(2, n_cell, n_film)`` complex (the even and
+        the odd starts' chosen averages, the odd one aligned on the even),
+        ``spread`` (``|even - odd| / 2`` per pixel, relative to the mean film
+        amplitude); attributes ``estimated_error``, ``reliable``,
+        ``reliable_reason``, ``half_difference``, ``member_spread``,
+        ``fourier_error``, ``noise_floor``, ``misfit_ratio``,
+        ``excess_misfit``, ``half_cells`` and ``notes``.
     ``/entry/clusters``
         ``chosen``, ``chosen_reason`` (attributes), per-cell ``labels`` and
         ``run_index``, per-cluster ``label``, ``n_members``, ``score``, and
@@ -152,6 +165,22 @@ def write_result(path: str | os.PathLike, reconstruction: Reconstruction, *,
         _ds(cell, "complex_field", np.asarray(pat.best.mean))
         _ds(cell, "x", np.asarray(maps.x_nm, dtype=np.float64), "nm")
         _ds(cell, "z", np.asarray(maps.z_nm, dtype=np.float64), "nm")
+        tr = rec.trust
+        if tr is not None:
+            cell.attrs["estimated_error"] = float(tr.estimated_error)
+            cell.attrs["reliable"] = bool(tr.reliable)
+            cell.attrs["reliable_reason"] = str(tr.reliable_reason)
+            group = entry.create_group("trust")
+            group.attrs["NX_class"] = "NXcollection"
+            for name in ("estimated_error", "half_difference", "member_spread", "fourier_error",
+                         "noise_floor", "misfit_ratio", "excess_misfit"):
+                group.attrs[name] = float(getattr(tr, name))
+            group.attrs["reliable"] = bool(tr.reliable)
+            group.attrs["reliable_reason"] = str(tr.reliable_reason)
+            group.attrs["half_cells"] = np.asarray(tr.half_cells, dtype=np.int64)
+            group.attrs["notes"] = [str(n) for n in tr.notes] or [""]
+            _ds(group, "half_supercells", np.asarray(tr.half_supercells))
+            _ds(group, "spread", np.asarray(tr.spread, dtype=np.float64))
 
         clusters = entry.create_group("clusters")
         clusters.attrs["NX_class"] = "NXcollection"
@@ -221,10 +250,13 @@ def read_result(path: str | os.PathLike) -> dict:
     -------
     dict
         ``{"supercell": {...}, "clusters": {...}, "runs": {...},
-        "process": {...}}``: every dataset as a NumPy array (strings as
-        ``str``), group attributes merged in, ``process["parameters"]``
-        decoded from JSON; ``clusters["groups"]`` maps each
-        ``cluster_<label>`` to its datasets.
+        "process": {...}, "trust": {...}}``: every dataset as a NumPy array
+        (strings as ``str``), group attributes merged in,
+        ``process["parameters"]`` decoded from JSON; ``clusters["groups"]``
+        maps each ``cluster_<label>`` to its datasets; ``trust`` (half maps,
+        misfit, verdict) is empty for a result written without one, and
+        ``supercell`` then has no ``estimated_error``, ``reliable``,
+        ``reliable_reason``.
 
     Raises
     ------
@@ -263,6 +295,7 @@ def read_result(path: str | os.PathLike) -> dict:
             result["clusters"]["groups"] = {
                 key: load(obj) for key, obj in h5["entry/clusters"].items()
                 if isinstance(obj, h5py.Group)}
+            result["trust"] = load(h5["entry/trust"]) if "entry/trust" in h5 else {}
     except InputError:
         raise
     except (OSError, KeyError, ValueError) as exc:
