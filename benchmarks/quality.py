@@ -63,10 +63,12 @@ def run_texture(texture: str, *, seed: int, params: dict, folder: Path) -> dict:
     res = read_result(folder / f"{texture}_result.h5")
     chosen = res["supercell"]["complex_field"]
     clusters = res["clusters"]["groups"]
-    cluster_errors = {name: (int(g["n_members"]), compare_supercells(g["mean"], sim.truth_supercell))
+    cluster_errors = {name: (int(g["n_members"]),
+                             compare_supercells(g["mean"], sim.truth_supercell))
                       for name, g in sorted(clusters.items())}
     return dict(texture=texture, error=compare_supercells(chosen, sim.truth_supercell),
-                clusters=cluster_errors, wall_s=wall, phasing_s=float(res["process"]["phasing_time_s"]),
+                clusters=cluster_errors, wall_s=wall,
+                phasing_s=float(res["process"]["phasing_time_s"]),
                 period=float(res["supercell"]["period_nm"]),
                 n_starts=int(res["process"]["n_starts"]))
 
@@ -172,7 +174,8 @@ def summarise(rows: list) -> dict:
                median=float(np.quantile(err, 0.5, method="inverted_cdf")),
                p90=float(np.quantile(err, 0.9, method="inverted_cdf")),
                worst=float(err.max()),
-               within_005=float(np.mean(err <= GOAL)), within_015=float(np.mean(err <= FAMILY_BOUND)),
+               within_005=float(np.mean(err <= GOAL)),
+               within_015=float(np.mean(err <= FAMILY_BOUND)),
                seconds_median=float(np.median(secs)) if len(secs) else None,
                seconds_worst=float(secs.max()) if len(secs) else None,
                worst_seeds=[r["seed"] for r in worst],
@@ -343,7 +346,8 @@ def main(argv=None) -> int:
     for r in rows:
         print(f"| {r['texture']} | {r['error']:.3f} | {TARGET} | {r['wall_s']:.0f} |")
     worst = max(r["error"] for r in rows)
-    verdict = "within the goal" if worst <= GOAL else ("within the bound" if worst <= TARGET else "FAILS")
+    verdict = ("within the goal" if worst <= GOAL
+               else "within the bound" if worst <= TARGET else "FAILS")
     print(f"\nworst {worst:.3f}: {verdict} (bound {TARGET}, goal {GOAL}); seed {args.seed}, "
           f"{rows[0]['n_starts']} starts, parameters {params or 'default'}")
     return 0 if worst <= TARGET else 1

@@ -7,7 +7,8 @@ Stages, one module each: :mod:`~nanotools.simulate`, :mod:`~nanotools.io`,
 :mod:`~nanotools.patterns`, :mod:`~nanotools.analysis`,
 :mod:`~nanotools.plotting`.
 """
-from importlib.metadata import PackageNotFoundError, version as _version
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _version
 
 try:
     __version__ = _version("nanotools")

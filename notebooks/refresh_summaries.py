@@ -39,7 +39,8 @@ def main() -> int:
                                        kernel_name="python3", progress_bar=False)
             ran = nbformat.read(str(executed), as_version=4)
             for cell in ran.cells:
-                if cell.cell_type == "code" and "nbval-check-output" in cell.metadata.get("tags", []):
+                tags = cell.metadata.get("tags", [])
+                if cell.cell_type == "code" and "nbval-check-output" in tags:
                     references[book.name] = "".join(o.text for o in cell.outputs
                                                     if o.output_type == "stream")
                     print(f"{book.name}: {references[book.name].strip()}")

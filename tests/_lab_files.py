@@ -59,7 +59,7 @@ def write_xrdml(path, *, wavelength: bool = True, n_scans: int = 21, n_points: i
     </usedWavelength>
 """ % WAVELENGTH) if wavelength else ""
     scans = []
-    for i, off in enumerate(offsets):
+    for i, _off in enumerate(offsets):
         scans.append(f"""    <scan appendNumber="{i}" mode="Continuous" scanAxis="2Theta-Omega" status="Completed">
       <header>
         <startTimeStamp>2024-03-01T10:{i:02d}:00+01:00</startTimeStamp>
@@ -104,7 +104,7 @@ def write_ras(path, *, wavelength: bool = True, n_scans: int = 21, n_points: int
     path = Path(path)
     offsets, tt, om, counts = rsm_angles(n_scans, n_points)
     parts = ["*RAS_DATA_START\r\n"]
-    for i, off in enumerate(offsets):
+    for i, _off in enumerate(offsets):
         header = [
             '*RAS_HEADER_START',
             '*FILE_COMMENT ""',

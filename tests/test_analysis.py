@@ -2,8 +2,15 @@
 import numpy as np
 import pytest
 
-from nanotools.analysis import (align_supercell, compare_supercells, displacement,
-                                fourier_shift, prtf, strain, supercell_maps)
+from nanotools.analysis import (
+    align_supercell,
+    compare_supercells,
+    displacement,
+    fourier_shift,
+    prtf,
+    strain,
+    supercell_maps,
+)
 from nanotools.simulate import TEXTURES, simulate_map
 
 
@@ -34,7 +41,8 @@ def test_error_measures_noise_and_difference(cells):
     truth = cells["laminate"]
     rng = np.random.default_rng(0)
     noise = 0.1 * np.linalg.norm(truth) / np.sqrt(truth.size)
-    noisy = truth + noise * (rng.normal(size=truth.shape) + 1j * rng.normal(size=truth.shape)) / np.sqrt(2)
+    gauss = rng.normal(size=truth.shape) + 1j * rng.normal(size=truth.shape)
+    noisy = truth + noise * gauss / np.sqrt(2)
     assert compare_supercells(noisy, truth) == pytest.approx(0.1, abs=0.02)
     assert compare_supercells(cells["bent_wave"], truth) > 0.3
 

@@ -292,10 +292,10 @@ def test_angle_axes_in_nexus_converted_with_the_stated_wavelength(tmp_path):
     from _lab_files import WAVELENGTH, peak_q
 
     oms, tts = np.linspace(22.0, 24.5, 41), np.linspace(44.5, 48.5, 61)
-    O, T = np.meshgrid(oms, tts, indexing="ij")
-    k, th = 2 * np.pi / WAVELENGTH, np.radians(T / 2)
-    qz = 2 * k * np.sin(th) * np.cos(np.radians(O) - th)
-    qx = 2 * k * np.sin(th) * np.sin(np.radians(O) - th)
+    om_grid, tt_grid = np.meshgrid(oms, tts, indexing="ij")
+    k, th = 2 * np.pi / WAVELENGTH, np.radians(tt_grid / 2)
+    qz = 2 * k * np.sin(th) * np.cos(np.radians(om_grid) - th)
+    qx = 2 * k * np.sin(th) * np.sin(np.radians(om_grid) - th)
     counts = 1 + 1e4 * np.exp(-0.5 * ((qz - peak_q()) / 0.01) ** 2 - 0.5 * (qx / 0.005) ** 2)
     with h5py.File(tmp_path / "angles.h5", "w") as h5:
         beam = h5.create_group("entry/instrument/beam")

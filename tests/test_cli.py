@@ -57,7 +57,8 @@ _values = st.one_of(st.text(max_size=6), st.integers(-5, 10**6).map(str),
                     st.floats(allow_nan=True).map(str))
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=80, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(pairs=st.lists(st.tuples(_names, _values), max_size=3), seed=st.integers(-3, 3))
 def test_random_parameters_give_status_0_or_2(map_file, capsys, pairs, seed):
     argv = ["check", str(map_file), "--seed", str(seed)]

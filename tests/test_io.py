@@ -1,7 +1,6 @@
 """read_map / write_map / write_result: known answers on maps built in tmp_path."""
 from __future__ import annotations
 
-import os
 import re
 import warnings
 
@@ -91,7 +90,8 @@ def test_out_of_plane_from_peak_position(tmp_path, sim):
     back = read_map(path)
     assert back.axis_names == ("a", "b")
     np.testing.assert_array_equal(back.intensity, rsm.intensity)
-    assert back.out_of_plane_reason.startswith("data: the Bragg peak sits at |q| = 3.2 1/angstrom along 'b'")
+    assert back.out_of_plane_reason.startswith(
+        "data: the Bragg peak sits at |q| = 3.2 1/angstrom along 'b'")
 
 
 def test_out_of_plane_from_thickness_fringes(tmp_path):
@@ -304,7 +304,8 @@ def test_write_result_is_atomic_and_refuses_overwrite(tmp_path):
 
 # --- property tests: whatever the bytes, a map or a NanotoolsError ---------
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(cut=st.floats(0.0, 1.0), flips=st.lists(st.tuples(st.floats(0, 1), st.integers(0, 255)),
                                                max_size=8))
 def test_corrupted_files_give_a_map_or_an_error(tmp_path, sim, cut, flips):
@@ -331,7 +332,8 @@ def test_corrupted_files_give_a_map_or_an_error(tmp_path, sim, cut, flips):
 _values = st.sampled_from([0.0, 1.0, -1.0, np.nan, np.inf, 1e300, 5.0, 1e6])
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=80, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(shape=st.lists(st.integers(1, 9), min_size=1, max_size=4),
        fill=st.lists(_values, min_size=1, max_size=6), seed=st.integers(0, 2**16),
        dtype=st.sampled_from(["f8", "f4", "i4", "u2", "c8", "bool"]),

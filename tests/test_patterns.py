@@ -4,12 +4,16 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from nanotools.analysis import compare_supercells
+from nanotools.analysis import compare_supercells, supercell_half_rows
 from nanotools.errors import InputError
-from nanotools.patterns import (align_supercells, cut_supercell, find_supercells,
-                                locate_supercells, merge_similar_clusters,
-                                sinusoidal_test_function)
-from nanotools.analysis import supercell_half_rows
+from nanotools.patterns import (
+    align_supercells,
+    cut_supercell,
+    find_supercells,
+    locate_supercells,
+    merge_similar_clusters,
+    sinusoidal_test_function,
+)
 from nanotools.simulate import TEXTURES, simulate_map
 
 from _small import prepared_from_truth, small_simulation

@@ -5,8 +5,13 @@ import pytest
 from nanotools.analysis import compare_supercells
 from nanotools.errors import ParameterError
 from nanotools.patterns import find_supercells
-from nanotools.phasing import (concatenate, initial_support, parse_algorithm, phase_retrieval,
-                               poisson_llk)
+from nanotools.phasing import (
+    concatenate,
+    initial_support,
+    parse_algorithm,
+    phase_retrieval,
+    poisson_llk,
+)
 
 from _small import FAST_ALGORITHM, prepared_from_truth, small_simulation
 

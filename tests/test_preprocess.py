@@ -9,9 +9,18 @@ import pytest
 
 from nanotools.errors import InputError, ParameterError
 from nanotools.io import ReciprocalSpaceMap
-from nanotools.preprocess import (PreparedMap, bin_map, centre_and_crop, estimate_background,
-                                  locate_peak, measure_patch, measure_period, measure_thickness,
-                                  prepare, subtract_background)
+from nanotools.preprocess import (
+    PreparedMap,
+    bin_map,
+    centre_and_crop,
+    estimate_background,
+    locate_peak,
+    measure_patch,
+    measure_period,
+    measure_thickness,
+    prepare,
+    subtract_background,
+)
 from nanotools.simulate import TEXTURES, simulate_map
 
 

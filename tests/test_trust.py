@@ -5,7 +5,6 @@ Both run the real ``nanotools reconstruct`` in a subprocess on a small map
 """
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys

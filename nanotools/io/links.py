@@ -138,7 +138,8 @@ def resolve_dataset(file: str | Path, path: str, *, wrapper: str | Path | None =
             try:
                 node = h5[where]
             except (KeyError, OSError, RuntimeError) as exc:
-                raise InputError(f"cannot open {where} in {current.name} ({exc})", wrapper) from None
+                raise InputError(f"cannot open {where} in {current.name} ({exc})",
+                                 wrapper) from None
             if not isinstance(node, h5py.Dataset):
                 raise InputError(f"{where} in {current.name} is a group, not a dataset", wrapper)
             return DatasetRef(current, where, tuple(seen))
@@ -198,7 +199,8 @@ def open_dataset(ref: DatasetRef, *, wrapper: str | Path | None = None):
                 dapl.set_virtual_prefix(b"${ORIGIN}")
                 dataset = h5py.Dataset(h5py.h5d.open(h5.id, ref.path.encode(), dapl=dapl))
         except (KeyError, OSError, RuntimeError) as exc:
-            raise InputError(f"cannot open {ref.path} in {ref.file.name} ({exc})", wrapper) from None
+            raise InputError(f"cannot open {ref.path} in {ref.file.name} ({exc})",
+                             wrapper) from None
         missing = missing_virtual_sources(dataset, ref.file)
         if missing:
             names = ", ".join(str(m) for m in missing[:3]) + (" ..." if len(missing) > 3 else "")

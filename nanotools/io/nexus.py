@@ -263,7 +263,8 @@ def open_hdf5(path: Path):
         text = str(exc)
         if "truncated" in text.lower() or "eof" in text.lower():
             raise InputError("the HDF5 file is truncated (incomplete copy?)", path) from None
-        raise InputError(f"cannot open the HDF5 file ({text.splitlines()[0] if text else 'OSError'})",
+        first = text.splitlines()[0] if text else "OSError"
+        raise InputError(f"cannot open the HDF5 file ({first})",
                          path) from None
 
 
@@ -332,7 +333,8 @@ def _read_group(h5, group, signal, where: str, path: Path) -> RawMap:
     if weights is not None:
         raw.metadata["weights"] = wname
         raw.stored["weights"] = weights
-    hint = _decode(group.attrs.get("out_of_plane_axis")) if "out_of_plane_axis" in group.attrs else None
+    hint = (_decode(group.attrs.get("out_of_plane_axis"))
+            if "out_of_plane_axis" in group.attrs else None)
     raw.out_of_plane_hint = hint
     entry = group.parent if group.name != "/" else h5
     raw.unit_cell = find_unit_cell(h5, entry)

@@ -25,8 +25,8 @@ def _linspace_axis(spec, n: int, path) -> RawAxis:
         else:
             raise ValueError
     except (TypeError, ValueError):
-        raise ParameterError(f"an axis must be (NAME, START, STOP, UNITS) or (NAME, VALUES, UNITS), "
-                             f"got {spec!r}") from None
+        raise ParameterError("an axis must be (NAME, START, STOP, UNITS) or (NAME, VALUES, "
+                             f"UNITS), got {spec!r}") from None
     return RawAxis(str(name), values, str(units))
 
 
@@ -41,9 +41,11 @@ def read_numpy(path: Path, axes_spec) -> RawMap:
     except ValueError as exc:
         raise InputError(f"cannot read the NumPy file ({exc})", path) from None
     except (OSError, EOFError) as exc:
-        raise InputError(f"cannot read the NumPy file: damaged or truncated ({exc})", path) from None
+        raise InputError(f"cannot read the NumPy file: damaged or truncated ({exc})",
+                         path) from None
     except Exception as exc:  # zipfile.BadZipFile and friends from a damaged .npz
-        raise InputError(f"cannot read the NumPy file: damaged or truncated ({exc})", path) from None
+        raise InputError(f"cannot read the NumPy file: damaged or truncated ({exc})",
+                         path) from None
     mask = None
     axes = []
     unit_cell = None

@@ -30,8 +30,16 @@ import numpy as np
 from .canonical import RawAxis
 from .hdf5 import decode_attr as _decode
 from .links import DatasetRef, open_dataset, resolve_dataset
-from .nexus import (find_nxdata, find_signal, find_temperature, find_unit_cell, find_weights,
-                    nxdata_axis_names, open_hdf5, read_axis)
+from .nexus import (
+    find_nxdata,
+    find_signal,
+    find_temperature,
+    find_unit_cell,
+    find_weights,
+    nxdata_axis_names,
+    open_hdf5,
+    read_axis,
+)
 
 __all__ = ["Volume", "describe_volume", "read_block", "write_nxrefine_scan",
            "consolidate_scans"]
@@ -301,8 +309,7 @@ def write_nxrefine_scan(folder: str | os.PathLike, sample: str, scan: str, data:
     Path
         The wrapper file.
     """
-    from nexusformat.nexus import (NXdata, NXentry, NXfield, NXlink, NXroot, NXsample,
-                                   nxopen)
+    from nexusformat.nexus import NXdata, NXentry, NXfield, NXlink, NXroot, NXsample, nxopen
 
     folder = Path(folder)
     (folder / scan).mkdir(parents=True, exist_ok=True)

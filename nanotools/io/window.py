@@ -220,7 +220,7 @@ def plan_window(volume: Volume, hkl, *, scan: int | None = None, window_rlu: flo
     # --- the search box around the nominal position
     half_search = window_rlu / 2 if window_rlu > 0 else SEARCH_HALF_RLU
     box = []
-    for (which, values), ax in zip(rlu, volume.axes):
+    for which, values in rlu:
         rng = _index_range(values, hkl[which] - half_search, hkl[which] + half_search)
         if rng is None or not (min(values[0], values[-1]) - half_search <= hkl[which]
                                <= max(values[0], values[-1]) + half_search):

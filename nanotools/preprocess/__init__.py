@@ -45,8 +45,15 @@ from __future__ import annotations
 
 from .bragg import BraggPeak, locate_bragg_peak, specular_rod_mask
 from .crop import CentredMap, bin_map, centre_and_crop
-from .measure import (LengthMeasurement, SatelliteComb, measure_patch, measure_period,
-                      measure_thickness, patterson_along, satellite_comb)
+from .measure import (
+    LengthMeasurement,
+    SatelliteComb,
+    measure_patch,
+    measure_period,
+    measure_thickness,
+    patterson_along,
+    satellite_comb,
+)
 from .peak import BackgroundEstimate, estimate_background, locate_peak, subtract_background
 from .prepare import PreparedMap, prepare
 

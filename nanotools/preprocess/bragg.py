@@ -153,8 +153,8 @@ def _film_peak_z(intensity: np.ndarray, mask: np.ndarray):
         centre = new
     # the maximum is the more precise where the two agree; a centroid more
     # than half a fringe away means the maximum is a fringe of a displaced rod
-    right = np.flatnonzero((np.diff(profile[i:]) > 0))
-    left = np.flatnonzero((np.diff(profile[:i + 1][::-1]) > 0))
+    right = np.flatnonzero(np.diff(profile[i:]) > 0)
+    left = np.flatnonzero(np.diff(profile[:i + 1][::-1]) > 0)
     fringe = float(np.mean([r[0] if r.size else np.inf for r in (left, right)]))
     if abs(centre - top) > max(0.5 * fringe, 1.0):
         return centre, (f"out-of-plane: centroid of the map's intensity along q_z (the film's "

@@ -654,7 +654,6 @@ def measure_thickness(intensity: np.ndarray, mask: np.ndarray | None, q_step, *,
     step = _step_along(q_step, intensity.ndim, axis)
     dz_nm = 2 * np.pi / (n * step) / 10.0
     patterson = patterson_along(intensity, mask, axis=axis)
-    d = np.arange(len(patterson), dtype=float)
     # a first guess: where the function has nearly reached its floor (dz = 0
     # carries the noise and a flat background, so the reference is taken
     # just beside it)

@@ -285,7 +285,7 @@ def prepare(rsm: ReciprocalSpaceMap, *, period_nm: float = 0.0, thickness_nm: fl
     G = float(np.sqrt(np.sum(np.square(qs))))
     residual = tuple(r / bin for r in window.residual)
     notes.append("cropped to " + " x ".join(str(n) for n in window.intensity.shape)
-                 + f" pixels around the peak; real-space pixel "
+                 + " pixels around the peak; real-space pixel "
                  + " x ".join(f"{p:.3g}" for p in pixel_nm) + " nm")
     return PreparedMap(intensity=out, mask=out_mask, q_step=q_step, G=G, pixel_nm=pixel_nm,
                        period_nm=period, period_err_nm=period_err, thickness_nm=thickness,

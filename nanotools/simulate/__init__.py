@@ -13,8 +13,7 @@ Two independent generators:
     sampled on its own q grid. Used to measure, not to tune.
 """
 from .family import FAMILY_TEXTURES, FamilyMember, draw_family_member
-from .model import (TEXTURES, Simulation, film_object, simulate_map, texture_field,
-                    truth_supercell)
+from .model import TEXTURES, Simulation, film_object, simulate_map, texture_field, truth_supercell
 
 __all__ = ["TEXTURES", "Simulation", "texture_field", "film_object", "simulate_map",
            "truth_supercell",

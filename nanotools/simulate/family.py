@@ -62,9 +62,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..analysis import supercell_half_rows
 from ..errors import ParameterError
 from ..io import ReciprocalSpaceMap
-from ..analysis import supercell_half_rows
 
 __all__ = ["FAMILY_TEXTURES", "FamilyMember", "draw_family_member", "family_supercell"]
 
@@ -145,13 +145,15 @@ def _laminate_tables(tex: dict) -> tuple[np.ndarray, np.ndarray]:
     p = np.arange(_TABLE) / _TABLE
     f = 1.0 - tex["wall_fraction"]
     in_domain = p < f
-    if tex["profile"] == "tilt":  # opposite lattice tilts: phase up across a domain, down across a wall
+    # opposite lattice tilts: phase up across a domain, down across a wall
+    if tex["profile"] == "tilt":
         phase = np.where(in_domain, -1 + 2 * p / f, 1 - 2 * (p - f) / (1 - f))
     else:  # "shift": domains and walls displaced against each other
         phase = np.where(in_domain, 1.0, -1.0)
     s = np.where(in_domain, 1.0, tex["wall_strength"])
     k = np.fft.fftfreq(_TABLE)
-    blur = np.exp(-2 * (np.pi * k * tex["wall_width"] * _TABLE) ** 2)  # Gaussian of sigma wall_width
+    # a Gaussian of sigma wall_width
+    blur = np.exp(-2 * (np.pi * k * tex["wall_width"] * _TABLE) ** 2)
     smooth = [np.fft.ifft(np.fft.fft(a) * blur).real for a in (phase, s)]
     return smooth[0], smooth[1]
 
@@ -442,7 +444,8 @@ def draw_family_member(seed: int, *, ndim: int = 2, shape: tuple = (256, 128)) -
         # the rod's brightest pixel (in the map or at its edge) relative to the film's
         peak_pixel = (_pixel_profile(np.zeros(1), 0.0, lambda d: 0.5 * erf(
             d / (np.sqrt(2) * substrate["sigma_x_px"])))[0] *
-            _pixel_profile(np.zeros(1), 0.0, lambda d: np.arctan(d / substrate["hwhm_z_px"]) / np.pi)[0])
+            _pixel_profile(np.zeros(1), 0.0,
+                           lambda d: np.arctan(d / substrate["hwhm_z_px"]) / np.pi)[0])
         expected += rod * substrate["brightness"] * film.max() / peak_pixel
 
     bkind = str(rng.choice(["none", "flat", "smooth"]))
