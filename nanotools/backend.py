@@ -49,7 +49,7 @@ except ImportError:  # Windows: threads are still serialised, processes are not
     fcntl = None
 
 __all__ = ["Backend", "FFTPlan", "RealConvolution", "GaussianBlur", "get_backend",
-           "gpu_available", "fft_libraries", "wisdom_path", "region_index"]
+           "gpu_available", "fft_libraries", "wisdom_path", "shared_wisdom", "region_index"]
 
 # FFTW plans are measured (estimated plans of these sizes are up to 5x
 # slower) but shared through a wisdom file, so every process on a machine
@@ -87,7 +87,7 @@ def _read_wisdom(path: Path) -> tuple:
 
 
 @contextmanager
-def _shared_wisdom():
+def shared_wisdom():
     """Plan under a lock (threads and processes), starting from the shared
     wisdom and saving what was learnt, so that two processes planning the same
     transform at once end with the same plan instead of two measured ones."""
@@ -483,7 +483,7 @@ class FFTPlan:
             import pyfftw
             # the forward transform must keep psi: no FFTW_DESTROY_INPUT
             kw = dict(axes=self.axes, flags=_PLANNER[:1], threads=1)
-            with _shared_wisdom():
+            with shared_wisdom():
                 self._fwd = [pyfftw.FFTW(self.psi[c], self.F[c], direction="FFTW_FORWARD",
                                          **kw) for c in self.chunks]
                 self._inv = [pyfftw.FFTW(self.F[c], self.F[c], direction="FFTW_BACKWARD",
@@ -550,7 +550,7 @@ class RealConvolution:
             self._spec = be.empty(self.spectrum_shape, be.complex_dtype)
             self._out = be.empty(self.shape, be.real_dtype)
             kw = dict(axes=self.axes, flags=_PLANNER, threads=1)
-            with _shared_wisdom():
+            with shared_wisdom():
                 self._r2c = pyfftw.FFTW(self.input, self._spec, direction="FFTW_FORWARD", **kw)
                 self._c2r = pyfftw.FFTW(self._spec, self._out, direction="FFTW_BACKWARD", **kw)
             self.scale = 1.0 / np.prod([self.shape[a] for a in self.axes])
