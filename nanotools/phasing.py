@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -412,82 +412,82 @@ def _run_batch(be: Backend, intensity, measured_c, support0, ks, *, seed, steps,
     denominator = xp.ones((n,) + region, be.real_dtype) if amplitude_constraint > 0 else None
 
     n_total = sum(k for _, k in steps)
-    history = np.empty((n, n_total), np.float32)
-    err2 = xp.empty(n, np.float64)
+    # squared misfits, written by the Fourier projection itself (no copy per iteration)
+    misfit2 = xp.empty((n, n_total), np.float64)
     anneal_end = 0.7 * n_total  # the last 30 % run free, so real contrast returns
+    last_step = len(steps) - 1
+    schedule = []  # (algorithm, strength, partial, refine the PSF, shrink-wrap) per iteration
+    it = 0
+    for step_no, (algo, n_it) in enumerate(steps):
+        for _ in range(n_it):
+            strength = amplitude_constraint * max(0.0, 1 - it / anneal_end) \
+                if amplitude_constraint > 0 else 0.0
+            partial = psf0 is not None and it >= psf_start_it
+            it += 1
+            refine = bool(partial and psf_update_every and it % psf_update_every == 0)
+            wrap = bool(shrink_wrap_every and it % shrink_wrap_every == 0
+                        and not (step_no == last_step and algo == "ER"))
+            schedule.append((algo, strength, partial, refine, wrap,
+                             wrap and amplitude_constraint > 0 and it < anneal_end))
 
-    def refresh_denominators(g):
-        for i in groups[g]:
-            c = chunks[i]
-            scratch[g].lateral.denominator(sup4[c], out=denominator[c])
-
-    def iterate(g, algo, strength, partial):
+    def run_start(g, i):
+        """Chunk ``i`` (one start on the CPU) through every iteration, on
+        thread ``g``'s scratch: the start stays in cache from one iteration
+        to the next, and no thread waits for another."""
         s = scratch[g]
-        for i in groups[g]:
-            c = chunks[i]
+        c = chunks[i]
+        F_c, psi_c, p_c, sup_c, err_c = F_flat[c], psi4[c], p4[c], sup4[c], misfit2[c]
+        den_c = denominator[c] if denominator is not None else None
+        if den_c is not None:
+            s.lateral.denominator(sup_c, out=den_c)
+        for it, (algo, strength, partial, refine, wrap, refresh) in enumerate(schedule):
             # -- Fourier projection: measured modulus where measured, free
             # elsewhere; the misfit comes out of the same pass
             plan.forward(i)
             if partial:
-                s.coherence.project(F_flat[c], otf[c], psf_centre[c], amp, weight, free,
-                                    err2[c], plan)
+                s.coherence.project(F_c, otf[c], psf_centre[c], amp, weight, free,
+                                    err_c[:, it], plan)
             else:
-                be.fourier_projection(F_flat[c], amp, weight, free, err2[c], plan)
+                be.fourier_projection(F_c, amp, weight, free, err_c[:, it], plan)
             plan.inverse(i)
             # -- real-space update (p = plan.F)
             if strength > 0:
-                target = s.lateral.target(p4[c], sup4[c], denominator[c])
-                be.real_space_update(psi4[c], p4[c], sup4[c], algorithm=algo, beta=beta,
+                target = s.lateral.target(p_c, sup_c, den_c)
+                be.real_space_update(psi_c, p_c, sup_c, algorithm=algo, beta=beta,
                                      strength=strength, target=target, corner=corner)
             else:
-                be.real_space_update(psi4[c], p4[c], sup4[c], algorithm=algo, beta=beta)
+                be.real_space_update(psi_c, p_c, sup_c, algorithm=algo, beta=beta)
+            if refine:
+                plan.forward(i)
+                psf[c], otf[c] = s.coherence.refine(F_c, psf[c], otf[c], data_fft,
+                                                    measured_fft, plan)
+                psf_centre[c] = psf[c][(slice(None),) + (0,) * len(shape)]
+            if wrap:
+                support[c] = _shrink_wrap(be, plan.psi[c], box, s.blur, threshold)
+                if refresh:
+                    s.lateral.denominator(sup_c, out=den_c)
+            if it % 10 == 9:
+                done_iterations[i] = it + 1
 
-    def refine_psf(g):
+    def run_group(g):
         for i in groups[g]:
-            c = chunks[i]
-            plan.forward(i)
-            psf[c], otf[c] = scratch[g].coherence.refine(F_flat[c], psf[c], otf[c], data_fft,
-                                                          measured_fft, plan)
-            psf_centre[c] = psf[c][(slice(None),) + (0,) * len(shape)]
+            run_start(g, i)
+            done_iterations[i] = n_total
 
-    def shrink(g):
-        for i in groups[g]:
-            c = chunks[i]
-            support[c] = _shrink_wrap(be, plan.psi[c], box, scratch[g].blur, threshold)
-
-    pool = ThreadPoolExecutor(n_threads) if n_threads > 1 else None
-
-    def run_all(func, *args):
-        if pool is None:
-            func(0, *args)
-        else:
-            list(pool.map(lambda g: func(g, *args), range(n_threads)))
-
-    try:
-        if amplitude_constraint > 0:
-            run_all(refresh_denominators)
-        it = 0
-        last_step = len(steps) - 1
-        for step_no, (algo, n_it) in enumerate(steps):
-            for _ in range(n_it):
-                strength = amplitude_constraint * max(0.0, 1 - it / anneal_end) \
-                    if amplitude_constraint > 0 else 0.0
-                partial = psf0 is not None and it >= psf_start_it
-                run_all(iterate, algo, strength, partial)
-                history[:, it] = np.sqrt(be.asnumpy(err2)) / norm_data
-                it += 1
-                if partial and psf_update_every and it % psf_update_every == 0:
-                    run_all(refine_psf)
-                if (shrink_wrap_every and it % shrink_wrap_every == 0
-                        and not (step_no == last_step and algo == "ER")):
-                    run_all(shrink)
-                    if amplitude_constraint > 0 and it < anneal_end:
-                        run_all(refresh_denominators)
-                if progress is not None and it % 10 == 0:
-                    progress(it)
-    finally:
-        if pool is not None:
-            pool.shutdown()
+    done_iterations = [0] * len(chunks)
+    if n_threads == 1 and progress is None:
+        run_group(0)
+    else:
+        with ThreadPoolExecutor(n_threads) as pool:
+            futures = [pool.submit(run_group, g) for g in range(n_threads)]
+            pending = futures
+            while pending:
+                _, pending = wait(pending, timeout=0.5)
+                if progress is not None:
+                    progress(sum(done_iterations) * chunk_len // n)
+            for f in futures:
+                f.result()  # re-raise a thread's error
+    history = (np.sqrt(be.asnumpy(misfit2)) / norm_data).astype(np.float32)
     # the final model's Poisson LLK, through the same plans (no batch-sized temporaries)
     data = np.fft.ifftshift(intensity).ravel()
     meas = np.fft.ifftshift(measured_c).ravel()

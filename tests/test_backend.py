@@ -183,6 +183,20 @@ def test_threads_do_not_change_a_single_bit(small):
     assert np.array_equal(one.history, two.history)
 
 
+def test_two_runs_with_the_same_threads_give_the_same_bits(small):
+    """Each start runs through every iteration on one thread with its own
+    one-thread plans from the shared wisdom: a rerun with the same thread
+    count repeats every bit, with the amplitude constraint, shrink-wrap and
+    the partial-coherence model on, and so does a run on 1 thread."""
+    kw = dict(n_starts=5, seed=3, algorithm="HIO**30 RAAR**10 ER**10", shrink_wrap_every=10,
+              psf_fwhm_px=1.0, psf_start=0.5, psf_update_every=5)
+    runs = [phase_retrieval(small, backend=get_backend("numpy", workers=w), **kw)
+            for w in (2, 2, 1)]
+    for other in runs[1:]:
+        for name in ("objects", "supports", "history", "psf", "llk"):
+            assert np.array_equal(getattr(other, name), getattr(runs[0], name)), name
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not gpu_available(), reason="needs CuPy and a CUDA GPU")
 def test_cupy_equals_numpy(small):
