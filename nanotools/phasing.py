@@ -16,6 +16,7 @@ Shao et al., PNAS 120, e2303312120 (2023) (this method).
 """
 from __future__ import annotations
 
+import queue
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -355,10 +356,14 @@ def _run_batch(be: Backend, intensity, measured_c, support0, ks, *, seed, steps,
     the support box is one contiguous box in the middle, on which alone the
     amplitude constraint is evaluated.
 
-    Order: every iteration runs chunk by chunk of starts (one start on the
-    CPU, so its two FFTs and the per-pixel passes between them find the data
-    in cache; the whole batch on a GPU), on ``be.workers`` threads over the
-    chunks. Starts never interact, so the split changes nothing.
+    Order: each chunk of starts (one start on the CPU, the whole batch on a
+    GPU) runs through every iteration before the next, so a 2-D start's two
+    FFTs and per-pixel passes find it in cache, on ``be.workers`` threads
+    that take the next chunk when they are free: no thread ever waits for
+    another inside the run (a barrier per iteration cost the second core a
+    third of its gain on a shared machine). Starts never interact and each
+    has its own one-thread FFT plans, so the thread count and the split
+    change no bit of any start.
 
     Partial coherence (``psf0`` not None): from iteration ``psf_start_it``
     the Fourier projection is the one of :class:`PartialCoherence`, each
@@ -392,14 +397,13 @@ def _run_batch(be: Backend, intensity, measured_c, support0, ks, *, seed, steps,
     chunk_len = chunks[0].stop - chunks[0].start
     n_threads = min(be.workers, len(chunks)) if be.name == "numpy" else 1
     # each thread owns its scratch (blur buffers and plans), sized for one chunk
-    groups = [chunks_i for chunks_i in np.array_split(np.arange(len(chunks)), n_threads)]
     # the amplitude constraint works on the bounding box of the initial support
     bbox = scipy.ndimage.find_objects(support0.reshape(shape4).astype(np.int8))[0]
     corner = tuple(int(b.start) for b in bbox)
     region = tuple(int(b.stop - b.start) for b in bbox)
     scratch = [_Scratch(be, chunk_len, shape, corner, region,
                         period_px if amplitude_constraint > 0 else 0.0,
-                        sigma_px if shrink_wrap_every else None, psf0) for _ in groups]
+                        sigma_px if shrink_wrap_every else None, psf0) for _ in range(n_threads)]
     if psf0 is not None:
         psf = xp.empty((n,) + shape, be.real_dtype)
         psf[...] = be.asarray(psf0, be.real_dtype)
@@ -469,17 +473,28 @@ def _run_batch(be: Backend, intensity, measured_c, support0, ks, *, seed, steps,
             if it % 10 == 9:
                 done_iterations[i] = it + 1
 
-    def run_group(g):
-        for i in groups[g]:
+    # starts are handed to whichever thread is free (a core slowed by another
+    # job does not hold the rest back); every scratch buffer is overwritten
+    # before it is read, so which thread's scratch a start uses changes nothing
+    free_scratch = queue.SimpleQueue()
+    for g in range(n_threads):
+        free_scratch.put(g)
+
+    def run_one(i):
+        g = free_scratch.get()
+        try:
             run_start(g, i)
             done_iterations[i] = n_total
+        finally:
+            free_scratch.put(g)
 
     done_iterations = [0] * len(chunks)
     if n_threads == 1 and progress is None:
-        run_group(0)
+        for i in range(len(chunks)):
+            run_one(i)
     else:
         with ThreadPoolExecutor(n_threads) as pool:
-            futures = [pool.submit(run_group, g) for g in range(n_threads)]
+            futures = [pool.submit(run_one, i) for i in range(len(chunks))]
             pending = futures
             while pending:
                 _, pending = wait(pending, timeout=0.5)
