@@ -360,8 +360,8 @@ def _run_batch(be: Backend, intensity, measured_c, support0, ks, *, seed, steps,
     GPU) runs through every iteration before the next, so a 2-D start's two
     FFTs and per-pixel passes find it in cache, on ``be.workers`` threads
     that take the next chunk when they are free: no thread ever waits for
-    another inside the run (a barrier per iteration cost the second core a
-    third of its gain on a shared machine). Starts never interact and each
+    another inside the run (with a barrier per iteration, a core slowed for
+    a moment by another job held every other core back). Starts never interact and each
     has its own one-thread FFT plans, so the thread count and the split
     change no bit of any start.
 
