@@ -49,7 +49,8 @@ except ImportError:  # Windows: threads are still serialised, processes are not
     fcntl = None
 
 __all__ = ["Backend", "FFTPlan", "RealConvolution", "GaussianBlur", "get_backend",
-           "gpu_available", "fft_libraries", "wisdom_path", "shared_wisdom", "fftw_planner", "region_index"]
+           "gpu_available", "fft_libraries", "wisdom_path", "shared_wisdom", "fftw_planner",
+           "region_index"]
 
 # FFTW plans are patient (estimated plans of these sizes are up to 5x
 # slower; measured ones 1.25x slower for 256 x 128, and which one a
