@@ -50,7 +50,9 @@ import numpy as np
 CASES = {
     "2d": dict(shape=(256, 128), n_starts=32, n_iter=340, quick_iter=170, repeats=3),
     "3d": dict(shape=(128, 128, 128), n_starts=8, n_iter=34, quick_iter=17, repeats=1),
-    "qm2": dict(shape=(256, 16, 128), n_starts=32, n_iter=34, quick_iter=17, repeats=1),
+    # a narrow q window along y: coarse real-space pixels along y
+    "qm2": dict(shape=(256, 16, 128), n_starts=32, n_iter=34, quick_iter=17, repeats=1,
+                pixel_nm=(1.0, 12.0, 1.0)),
 }
 FULL_ITERATIONS = 1700  # HIO**1000 RAAR**500 ER**200
 
@@ -61,9 +63,10 @@ def _sequence(n_iter):
     return f"HIO**{hio} RAAR**{raar} ER**{n_iter - hio - raar}"
 
 
-def _prepared(shape):
+def _prepared(shape, pixel_nm=1.0):
     from nanotools.simulate import simulate_map
-    sim = simulate_map("laminate", shape=shape, period_nm=12.0, thickness_nm=40.0,
+    sim = simulate_map("laminate", shape=shape, pixel_nm=pixel_nm, period_nm=12.0,
+                       thickness_nm=40.0,
                        patch_periods=5, seed=0, bad_pixel_fraction=1e-4)
     return SimpleNamespace(intensity=np.clip(sim.rsm.intensity - 1.0, 0, None),
                            mask=sim.rsm.mask, pixel_nm=sim.pixel_nm,
@@ -176,7 +179,7 @@ def run_case(name: str, quick: bool, with_cohere: bool) -> dict:
     n_iter = case["quick_iter"] if quick else case["n_iter"]
     repeats = 1 if quick else case["repeats"]
     cores = len(os.sched_getaffinity(0))
-    prep = _prepared(shape)
+    prep = _prepared(shape, case.get("pixel_nm", 1.0))
     out = dict(case=name, shape=list(shape), n_starts=n_starts, n_iter=n_iter, cores=cores)
     out["floor_s"], out["floor_min_s"], out["planning_s"] = _floor_fftw(shape, n_starts, cores)
     out["floor1_s"], _, _ = _floor_fftw(shape, n_starts, 1)
