@@ -265,10 +265,11 @@ def main(argv=None) -> int:
     print(f"\n{rows[0]['cores']} cores; load average (1 min) after each case: "
           + ", ".join(f"{r['case']} {r['load']:.2f}" for r in rows))
     print("us/start-it: time per start per iteration. floor: forward + inverse FFT of the "
-          "whole batch (FFTW_PATIENT, median of 10). engine: phasing_time_s / (starts x "
-          "iterations) of whole runs of the default sequence scaled to "
-          + ", ".join(f"{r['case']} {r['n_iter']}" for r in rows)
-          + " iterations (median of repeats; set-up included); plain: no amplitude "
+          "whole batch (FFTW_PATIENT, median of 10). engine: difference of phasing_time_s "
+          "of whole runs of the default sequence scaled to N and 2 N iterations, over N x "
+          "starts, N = " + ", ".join(f"{r['case']} {r['n_iter']}" for r in rows)
+          + " (median of repeats); set-up (starts, plans, LLK) apart: "
+          + ", ".join(f"{r['case']} {r['setup_s']:.1f} s" for r in rows) + "; plain: no amplitude "
           "constraint, no shrink-wrap. thread scaling: 1 core / all cores. full default run: "
           "projected, set-up + starts x 1 700 iterations. Same bits with 1 and all cores: "
           + ", ".join(f"{r['case']} {r['same_bits_1_vs_all']}" for r in rows) + ".")
