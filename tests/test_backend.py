@@ -213,7 +213,7 @@ def test_wisdom_is_plain_text_and_a_planted_pickle_is_never_loaded(tmp_path, mon
     """The shared FFTW wisdom is JSON text holding FFTW's wisdom strings; a
     file that is not (e.g. a pickle planted in the cache folder) is ignored,
     never unpickled, and replaced by the next plan's wisdom."""
-    pytest.importorskip("pyfftw")
+    pyfftw = pytest.importorskip("pyfftw")
     import json
     import pickle
 
@@ -226,7 +226,10 @@ def test_wisdom_is_plain_text_and_a_planted_pickle_is_never_loaded(tmp_path, mon
     path = tmp_path / "wisdom"
     path.write_bytes(pickle.dumps(Boom()))
     monkeypatch.setenv("NANOTOOLS_FFTW_WISDOM", str(path))
-    # a shape no other test plans, so this plan adds wisdom and the file is rewritten
+    # a shape no other test plans, and this process's wisdom forgotten (it
+    # merges the shared file, where an earlier run may have left this
+    # shape), so this plan adds wisdom and the file is rewritten
+    pyfftw.forget_wisdom()
     FFTPlan(get_backend("numpy", "single", fft_library="pyfftw"), (1, 17, 19))
     stored = json.loads(path.read_text())
     assert stored["format"] == "nanotools-fftw-wisdom-1"
