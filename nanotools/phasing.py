@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import queue
 import re
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -472,6 +473,8 @@ def _run_batch(be: Backend, intensity, measured_c, support0, ks, *, seed, steps,
                     s.lateral.denominator(sup_c, out=den_c)
             if it % 10 == 9:
                 done_iterations[i] = it + 1
+                if stop.is_set():  # the caller was interrupted (Ctrl-C, SIGTERM)
+                    return
 
     # starts are handed to whichever thread is free (a core slowed by another
     # job does not hold the rest back); every scratch buffer is overwritten
@@ -489,6 +492,7 @@ def _run_batch(be: Backend, intensity, measured_c, support0, ks, *, seed, steps,
             free_scratch.put(g)
 
     done_iterations = [0] * len(chunks)
+    stop = threading.Event()
     if n_threads == 1 and progress is None:
         for i in range(len(chunks)):
             run_one(i)
@@ -496,10 +500,17 @@ def _run_batch(be: Backend, intensity, measured_c, support0, ks, *, seed, steps,
         with ThreadPoolExecutor(n_threads) as pool:
             futures = [pool.submit(run_one, i) for i in range(len(chunks))]
             pending = futures
-            while pending:
-                _, pending = wait(pending, timeout=0.5)
-                if progress is not None:
-                    progress(sum(done_iterations) * chunk_len // n)
+            try:
+                while pending:
+                    _, pending = wait(pending, timeout=0.5)
+                    if progress is not None:
+                        progress(sum(done_iterations) * chunk_len // n)
+            except BaseException:
+                # stop the threads within ten iterations instead of at the end of the run
+                stop.set()
+                for f in futures:
+                    f.cancel()
+                raise
             for f in futures:
                 f.result()  # re-raise a thread's error
     history = (np.sqrt(be.asnumpy(misfit2)) / norm_data).astype(np.float32)
