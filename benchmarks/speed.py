@@ -1,21 +1,36 @@
-"""Speed of the phasing engine: time per start-iteration, the two-FFT floor,
-peak memory, and cohere-core on the same data.
+"""Speed of the phasing engine against this machine's FFT floor, on every core.
 
 Usage::
 
-    python benchmarks/speed.py            # 2-D 256 x 128 (32 starts), 3-D 128^3 (8 starts)
-    python benchmarks/speed.py --big      # also 3-D 256^3 with 8 starts: peak memory
-    python benchmarks/speed.py --quick    # fewer repeats and iterations
+    python benchmarks/speed.py            # 2-D, 3-D and the QM2-like window
+    python benchmarks/speed.py --quick    # fewer iterations, short cohere-core runs
+    python benchmarks/speed.py --cases 2d --no-cohere
 
-Every case runs in its own child process (so its peak resident memory, read
-with ``getrusage`` right after the engine's part, is its own); cohere-core
-then runs in the same child, side by side on the same data. Timings are
-minima over repeats (the machine may be shared); the time per
-start-iteration is a difference of two runs with N1 and N2 iterations
-divided by (N2 - N1) x starts for cohere-core, and for nanotools the fastest
-block of 20 iterations timed through the progress callback; set-up (plans,
-random starts, the final LLK) is left out either way. The floor is the
-engine's own forward + inverse FFT of every start, timed alone.
+Cases: 2-D 256 x 128 x 32 starts, 3-D 128^3 x 8 starts and a QM2-like
+window 256 x 16 x 128 x 32 starts. Each case runs in its own child process
+(its peak resident memory, ``getrusage``, is its own), all on one machine in
+one run:
+
+- **floor**: forward + inverse FFT of the whole batch, complex64, FFTW with
+  FFTW_PATIENT plans (made once per machine and shape, kept in the shared
+  wisdom file, :func:`nanotools.backend.wisdom_path`) on all cores, and on
+  one core; ``scipy.fft`` on all cores too. Median of 10 repeats.
+- **engine, defaults**: ``phase_retrieval`` at its defaults (amplitude
+  constraint, shrink-wrap every 20, error history; the default sequence
+  ``HIO**1000 RAAR**500 ER**200`` scaled down in the same proportions to N
+  and 2 N iterations) on all cores and on one core: the difference of the
+  two runs' ``phasing_time_s`` over N x starts, every stage of the loop
+  counted; the set-up (random starts, plans from the wisdom file, LLK) is
+  reported apart. Median of the repeats.
+- **engine, plain**: the same sequence without amplitude constraint and
+  shrink-wrap.
+- **cohere-core** (when installed, ``make bench``): HIO with Gaussian
+  shrink-wrap on the same data, seconds per iteration of one reconstruction
+  (a difference of two short runs).
+
+The full default run (1 700 iterations) is projected from the measured time
+per start-iteration. Timings on a shared machine move: ``uptime``'s load is
+printed with the table.
 """
 from __future__ import annotations
 
@@ -34,15 +49,25 @@ from types import SimpleNamespace
 import numpy as np
 
 CASES = {
-    "2d": dict(shape=(256, 128), n_starts=32, n_iter=200, repeats=3),
-    "3d": dict(shape=(128, 128, 128), n_starts=8, n_iter=100, repeats=1),
-    "big": dict(shape=(256, 256, 256), n_starts=8, n_iter=4, repeats=1),
+    "2d": dict(shape=(256, 128), n_starts=32, n_iter=170, quick_iter=85, repeats=3),
+    "3d": dict(shape=(128, 128, 128), n_starts=8, n_iter=34, quick_iter=17, repeats=1),
+    # a narrow q window along y: coarse real-space pixels along y
+    "qm2": dict(shape=(256, 16, 128), n_starts=32, n_iter=34, quick_iter=17, repeats=1,
+                pixel_nm=(1.0, 12.0, 1.0)),
 }
+FULL_ITERATIONS = 1700  # HIO**1000 RAAR**500 ER**200
 
 
-def _prepared(shape):
+def _sequence(n_iter):
+    """The default sequence scaled to ``n_iter`` iterations (10 : 5 : 2)."""
+    hio, raar = round(n_iter * 10 / 17), round(n_iter * 5 / 17)
+    return f"HIO**{hio} RAAR**{raar} ER**{n_iter - hio - raar}"
+
+
+def _prepared(shape, pixel_nm=1.0):
     from nanotools.simulate import simulate_map
-    sim = simulate_map("laminate", shape=shape, period_nm=12.0, thickness_nm=40.0,
+    sim = simulate_map("laminate", shape=shape, pixel_nm=pixel_nm, period_nm=12.0,
+                       thickness_nm=40.0,
                        patch_periods=5, seed=0, bad_pixel_fraction=1e-4)
     return SimpleNamespace(intensity=np.clip(sim.rsm.intensity - 1.0, 0, None),
                            mask=sim.rsm.mask, pixel_nm=sim.pixel_nm,
@@ -54,48 +79,65 @@ def _peak_rss_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20  # KiB on Linux
 
 
-def _engine(prep, n_starts, n_iter, repeats, backend, first, last, **kw):
-    """Seconds per start-iteration: the iterations are timed in blocks of 20
-    (each holds one shrink-wrap) through the progress callback, and the
-    fastest block between iterations ``first`` and ``last`` counts: the
-    minimum over many short blocks is what the machine can do when no one
-    else is using it, and set-up (plans, starts, LLK) is left out."""
+def _engine(prep, n_starts, n_iter, repeats, workers, **kw):
+    """Seconds per start-iteration and seconds of set-up (random starts,
+    plans from the wisdom file, final LLK) of ``phase_retrieval``: runs of
+    the scaled default sequence with ``n_iter`` and ``2 n_iter`` iterations
+    (``phasing_time_s``, median over ``repeats`` each, after a warm-up run
+    that makes the plans); the difference over ``n_iter x n_starts`` is the
+    iterations' cost, every stage counted. Also the longer run's result."""
+    from nanotools.backend import get_backend
     from nanotools.phasing import phase_retrieval
-    best = np.inf
+    be = get_backend("numpy", "single", workers=workers)
+    phase_retrieval(prep, n_starts=min(n_starts, be.workers), algorithm=_sequence(n_iter),
+                    seed=0, backend=be, **kw)
+    times = {n_iter: [], 2 * n_iter: []}
     for _ in range(repeats):
-        stamps = {}
-
-        def progress(done, total):
-            stamps[done // n_starts] = time.perf_counter()
-
-        phase_retrieval(prep, n_starts=n_starts, algorithm=f"HIO**{n_iter}", seed=0,
-                        backend=backend, progress=progress, **kw)
-        for it in range(first, last - 19, 10):
-            if it in stamps and it + 20 in stamps:
-                best = min(best, stamps[it + 20] - stamps[it])
-    return best / (20 * n_starts)
+        for m in times:
+            res = phase_retrieval(prep, n_starts=n_starts, algorithm=_sequence(m), seed=0,
+                                  backend=be, **kw)
+            times[m].append(res.phasing_time_s)
+    short, long = (float(np.median(times[m])) for m in times)
+    per_it = (long - short) / (n_iter * n_starts)
+    return per_it, max(short - per_it * n_iter * n_starts, 0.0), res
 
 
-def _wall(prep, n_starts, n_iter, backend):
-    """Seconds per start-iteration of one whole run, set-up included."""
-    from nanotools.phasing import phase_retrieval
-    r = phase_retrieval(prep, n_starts=n_starts, algorithm=f"HIO**{n_iter}", seed=0,
-                        backend=backend, shrink_wrap_every=2)
-    return r.phasing_time_s / (n_iter * n_starts)
+def _floor_fftw(shape, n_starts, threads):
+    """Seconds per start of the forward + inverse FFT of the whole batch:
+    FFTW, FFTW_PATIENT plans from (and into) the shared wisdom file."""
+    import pyfftw
 
-
-def _floor(backend, shape, n_starts, repeats):
-    """Seconds per start of the engine's forward + inverse FFT."""
-    plan = backend.plan((n_starts,) + shape)
-    plan.psi[...] = 1.0
-    best = np.inf
+    from nanotools.backend import shared_wisdom
+    a = pyfftw.empty_aligned((n_starts,) + shape, "complex64")
+    b = pyfftw.empty_aligned((n_starts,) + shape, "complex64")
+    axes = tuple(range(1, len(shape) + 1))
+    t = time.perf_counter()
+    with shared_wisdom():
+        fwd = pyfftw.FFTW(a, b, axes=axes, threads=threads, flags=("FFTW_PATIENT",))
+        inv = pyfftw.FFTW(b, b, axes=axes, direction="FFTW_BACKWARD", threads=threads,
+                          flags=("FFTW_PATIENT", "FFTW_DESTROY_INPUT"))
+    planning = time.perf_counter() - t
+    a[...] = np.random.default_rng(0).standard_normal(a.shape)
+    times = []
     for _ in range(10):
         t = time.perf_counter()
-        for i in range(len(plan.chunks)):
-            plan.forward(i)
-            plan.inverse(i)
-        best = min(best, time.perf_counter() - t)
-    return best / n_starts
+        fwd.execute()
+        inv.execute()
+        times.append(time.perf_counter() - t)
+    return float(np.median(times)) / n_starts, float(np.min(times)) / n_starts, planning
+
+
+def _floor_scipy(shape, n_starts, workers):
+    import scipy.fft
+    a = np.random.default_rng(0).standard_normal((n_starts,) + shape).astype(np.complex64)
+    axes = tuple(range(1, len(shape) + 1))
+    times = []
+    for _ in range(5):
+        t = time.perf_counter()
+        b = scipy.fft.fftn(a, axes=axes, workers=workers)
+        scipy.fft.ifftn(b, axes=axes, workers=workers, overwrite_x=True)
+        times.append(time.perf_counter() - t)
+    return float(np.median(times)) / n_starts
 
 
 def _cohere(prep, iters, repeats):
@@ -140,69 +182,71 @@ def _cohere(prep, iters, repeats):
     return (best[iters[1]] - best[iters[0]]) / (iters[1] - iters[0]), version, dtype
 
 
-def run_case(name: str, workers: int, quick: bool, with_cohere: bool) -> dict:
-    from nanotools.backend import get_backend
+def run_case(name: str, quick: bool, with_cohere: bool) -> dict:
     case = CASES[name]
-    shape, n_starts, n_iter = case["shape"], case["n_starts"], case["n_iter"]
+    shape, n_starts = case["shape"], case["n_starts"]
+    n_iter = case["quick_iter"] if quick else case["n_iter"]
     repeats = 1 if quick else case["repeats"]
-    prep = _prepared(shape)
-    be = get_backend("numpy", "single", workers=workers)
-    out = dict(case=name, shape=list(shape), n_starts=n_starts, workers=workers,
-               backend=repr(be))
-    out["floor_s"] = _floor(be, shape, n_starts, repeats)
-    if name == "big":
-        # a few iterations with every buffer in use (amplitude constraint on,
-        # shrink-wrap every 2nd): the point is the peak memory
-        out["default_s"] = _wall(prep, n_starts, n_iter, be)
-        out["peak_rss_gib"] = _peak_rss_gib()
-        return out
-    # amplitude constraint on: blocks inside the first 70 % (the annealed part)
-    out["default_s"] = _engine(prep, n_starts, n_iter, repeats, be, 20, int(0.7 * n_iter))
-    out["plain_s"] = _engine(prep, n_starts, n_iter // 2, repeats, be, 20, n_iter // 2,
-                             amplitude_constraint=0.0)
+    cores = len(os.sched_getaffinity(0))
+    prep = _prepared(shape, case.get("pixel_nm", 1.0))
+    out = dict(case=name, shape=list(shape), n_starts=n_starts, n_iter=n_iter, cores=cores)
+    out["floor_s"], out["floor_min_s"], out["planning_s"] = _floor_fftw(shape, n_starts, cores)
+    out["floor1_s"], _, _ = _floor_fftw(shape, n_starts, 1)
+    out["scipy_s"] = _floor_scipy(shape, n_starts, cores)
+    out["default_s"], out["setup_s"], res = _engine(prep, n_starts, n_iter, repeats, cores)
     out["peak_rss_gib"] = _peak_rss_gib()
+    out["default1_s"], _, res1 = _engine(prep, n_starts, n_iter, 1 if quick else repeats, 1)
+    out["same_bits_1_vs_all"] = bool(np.array_equal(res.objects, res1.objects))
+    out["plain_s"], _, _ = _engine(prep, n_starts, n_iter, repeats, cores,
+                                amplitude_constraint=0.0, shrink_wrap_every=0)
     if with_cohere:
-        iters = (10, 70) if name == "2d" else (4, 14)
-        c, info, dtype = _cohere(prep, iters, repeats + 1)
+        iters = ((4, 10) if quick else (10, 40)) if name == "2d" else ((2, 4) if quick else (2, 6))
+        c, info, dtype = _cohere(prep, iters, 1 if quick else 2)
         out["cohere_s"], out["cohere_info"], out["cohere_dtype"] = c, info, dtype
     return out
 
 
 def _table(rows: list[dict]) -> str:
+    us = lambda s: "n/a" if s is None else f"{s * 1e6:.0f}"  # noqa: E731
     lines = [
-        "| case | starts | engine, defaults (us/start-it) | engine, plain HIO | two-FFT floor | "
-        "ratio defaults / plain | cohere-core (us/it) | speed-up vs cohere | peak RSS (GiB) |",
-        "|---|---|---|---|---|---|---|---|---|"]
+        "| case | starts | FFTW floor, all cores (us/start-it; median (min)) | floor, 1 core | "
+        "scipy.fft, "
+        "all cores | engine defaults, all cores | / floor | engine defaults, 1 core | "
+        "thread scaling (engine / FFTW) | engine plain | / floor | full default run "
+        "(1 700 it.) | cohere-core (us/it) | peak RSS (GiB) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         shape = " x ".join(str(n) for n in r["shape"])
-        us = lambda s: "n/a" if s is None else f"{s * 1e6:.0f}"  # noqa: E731
-        d, p, f = r["default_s"], r.get("plain_s"), r["floor_s"]
-        ratio = f"{d / f:.2f}" + (f" / {p / f:.2f}" if p else "")
+        d, f, p = r["default_s"], r["floor_s"], r["plain_s"]
+        full = d * r["n_starts"] * FULL_ITERATIONS + r["setup_s"]
         c = r.get("cohere_s")
-        speed = f"{c / d:.1f} x (plain {c / p:.1f} x)" if c and p else (
-            "n/a" if "cohere_info" not in r else f"not run: {r['cohere_info']}")
-        lines.append(f"| {shape} | {r['n_starts']} | {us(d)} | {us(p)} | {us(f)} | {ratio} | "
-                     f"{us(c)} | {speed} | {r['peak_rss_gib']:.2f} |")
+        coh = "not installed" if "cohere_info" not in r or (c is None and "importable"
+                                                            in r["cohere_info"]) else us(c)
+        lines.append(
+            f"| {shape} | {r['n_starts']} | {us(f)} ({us(r['floor_min_s'])}) | "
+            f"{us(r['floor1_s'])} | {us(r['scipy_s'])} "
+            f"| {us(d)} | {d / f:.2f} | {us(r['default1_s'])} | "
+            f"{r['default1_s'] / d:.2f} / {r['floor1_s'] / f:.2f} | {us(p)} | {p / f:.2f} | "
+            f"{full:.0f} s | {coh} | {r['peak_rss_gib']:.2f} |")
     return "\n".join(lines)
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--big", action="store_true", help="also 256^3 x 8 starts (memory)")
-    ap.add_argument("--quick", action="store_true", help="one repeat")
-    ap.add_argument("--workers", type=int, default=1,
-                    help="engine FFT threads (default 1: cohere's numpy.fft is single-threaded)")
+    ap.add_argument("--quick", action="store_true",
+                    help="half the iterations, one repeat, short cohere-core runs")
     ap.add_argument("--no-cohere", action="store_true")
-    ap.add_argument("--cases", nargs="*", default=None, help="2d 3d big")
+    ap.add_argument("--cases", nargs="*", default=None, help="2d 3d qm2")
+    ap.add_argument("--json", default=None, help="also write the rows here")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
-        print(json.dumps(run_case(args.child, args.workers, args.quick, not args.no_cohere)))
+        print(json.dumps(run_case(args.child, args.quick, not args.no_cohere)))
         return 0
-    cases = args.cases or (["2d", "3d"] + (["big"] if args.big else []))
+    cases = args.cases or list(CASES)
     rows = []
     for name in cases:
-        cmd = [sys.executable, __file__, "--child", name, "--workers", str(args.workers)]
+        cmd = [sys.executable, __file__, "--child", name]
         cmd += ["--quick"] if args.quick else []
         cmd += ["--no-cohere"] if args.no_cohere else []
         t = time.perf_counter()
@@ -211,19 +255,27 @@ def main(argv=None) -> int:
             print(f"case {name} failed:\n{done.stderr[-3000:]}", file=sys.stderr)
             return 1
         row = json.loads(done.stdout.strip().splitlines()[-1])
+        row["load"] = os.getloadavg()[0]
         rows.append(row)
-        print(f"# {name}: {row['backend']}, {time.perf_counter() - t:.0f} s"
+        print(f"# {name}: {time.perf_counter() - t:.0f} s, load {row['load']:.2f}, "
+              f"FFTW patient planning {row['planning_s']:.1f} s"
               + (f"; {row.get('cohere_info')} ({row.get('cohere_dtype')}, numpy.fft)"
                  if row.get("cohere_s") else ""), file=sys.stderr)
     print(_table(rows))
-    for r in rows:
-        if r["case"] == "big":
-            verdict = "fits" if r["peak_rss_gib"] <= 24 else "DOES NOT FIT"
-            print(f"\n256^3 x 8 starts: peak RSS {r['peak_rss_gib']:.2f} GiB, {verdict} in 24 GiB")
-    print("\nus/start-it: time per start per iteration (min over repeats); floor: the "
-          "engine's two FFTs alone; defaults: HIO while the amplitude constraint is on (the "
-          "first 70 % of the iterations) with shrink-wrap every 20; plain: HIO without it "
-          "(the last 30 % of a default run). 256^3: a whole 4-iteration run, set-up included.")
+    print(f"\n{rows[0]['cores']} cores; load average (1 min) after each case: "
+          + ", ".join(f"{r['case']} {r['load']:.2f}" for r in rows))
+    print("us/start-it: time per start per iteration. floor: forward + inverse FFT of the "
+          "whole batch (FFTW_PATIENT, median of 10). engine: difference of phasing_time_s "
+          "of whole runs of the default sequence scaled to N and 2 N iterations, over N x "
+          "starts, N = " + ", ".join(f"{r['case']} {r['n_iter']}" for r in rows)
+          + " (median of repeats); set-up (starts, plans, LLK) apart: "
+          + ", ".join(f"{r['case']} {r['setup_s']:.1f} s" for r in rows) + "; plain: no amplitude "
+          "constraint, no shrink-wrap. thread scaling: 1 core / all cores. full default run: "
+          "projected, set-up + starts x 1 700 iterations. Same bits with 1 and all cores: "
+          + ", ".join(f"{r['case']} {r['same_bits_1_vs_all']}" for r in rows) + ".")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(rows, fh, indent=1)
     return 0
 
 

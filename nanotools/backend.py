@@ -49,12 +49,29 @@ except ImportError:  # Windows: threads are still serialised, processes are not
     fcntl = None
 
 __all__ = ["Backend", "FFTPlan", "RealConvolution", "GaussianBlur", "get_backend",
-           "gpu_available", "fft_libraries", "wisdom_path", "region_index"]
+           "gpu_available", "fft_libraries", "wisdom_path", "shared_wisdom", "fftw_planner",
+           "region_index"]
 
-# FFTW plans are measured (estimated plans of these sizes are up to 5x
-# slower) but shared through a wisdom file, so every process on a machine
-# uses the same plan and rounds the same way (see FFTPlan).
-_PLANNER = ("FFTW_MEASURE", "FFTW_DESTROY_INPUT")
+# FFTW plans are patient (estimated plans of these sizes are up to 5x
+# slower; measured ones 1.25x slower for 256 x 128, and which one a
+# measurement picks depends on the load of the moment) and shared through a
+# wisdom file, so they are made once per machine and shape, and every
+# process on a machine uses the same plan and rounds the same way (see
+# FFTPlan). NANOTOOLS_FFTW_PLANNER=measure trades speed for planning time.
+_PLANNERS = {"estimate": "FFTW_ESTIMATE", "measure": "FFTW_MEASURE",
+             "patient": "FFTW_PATIENT", "exhaustive": "FFTW_EXHAUSTIVE"}
+
+
+def fftw_planner() -> str:
+    """The FFTW planner flag: ``$NANOTOOLS_FFTW_PLANNER`` (estimate,
+    measure, patient, exhaustive), patient by default."""
+    name = os.environ.get("NANOTOOLS_FFTW_PLANNER", "patient").strip().lower()
+    if name not in _PLANNERS:
+        raise ParameterError(f"NANOTOOLS_FFTW_PLANNER must be one of {', '.join(_PLANNERS)}, "
+                             f"got {name!r}")
+    return _PLANNERS[name]
+
+
 _planning_lock = threading.Lock()
 # the iterations' transforms run inside phasing's thread pool over starts
 # (be.workers threads): each transform itself gets one thread
@@ -87,7 +104,7 @@ def _read_wisdom(path: Path) -> tuple:
 
 
 @contextmanager
-def _shared_wisdom():
+def shared_wisdom():
     """Plan under a lock (threads and processes), starting from the shared
     wisdom and saving what was learnt, so that two processes planning the same
     transform at once end with the same plan instead of two measured ones."""
@@ -455,8 +472,8 @@ class FFTPlan:
     and RAAR need it) and :meth:`inverse` transforms ``F[c]`` back in place.
 
     With pyFFTW the plans are made once for these buffers, one start per
-    plan and one thread per transform, with ``FFTW_MEASURE`` (estimated plans
-    of these sizes are up to 5x slower). A measured plan is chosen by timing,
+    plan and one thread per transform, with ``FFTW_PATIENT`` by default
+    (:func:`fftw_planner`). A plan is chosen by timing,
     so two processes (a resumed run, a Dask worker) could pick different
     algorithms and round differently: the plans are therefore made under a
     lock from the wisdom file every process shares (:func:`wisdom_path`), so
@@ -484,8 +501,8 @@ class FFTPlan:
         if self._fftw:
             import pyfftw
             # the forward transform must keep psi: no FFTW_DESTROY_INPUT
-            kw = dict(axes=self.axes, flags=_PLANNER[:1], threads=1)
-            with _shared_wisdom():
+            kw = dict(axes=self.axes, flags=(fftw_planner(),), threads=1)
+            with shared_wisdom():
                 self._fwd = [pyfftw.FFTW(self.psi[c], self.F[c], direction="FFTW_FORWARD",
                                          **kw) for c in self.chunks]
                 self._inv = [pyfftw.FFTW(self.F[c], self.F[c], direction="FFTW_BACKWARD",
@@ -551,8 +568,8 @@ class RealConvolution:
             import pyfftw
             self._spec = be.empty(self.spectrum_shape, be.complex_dtype)
             self._out = be.empty(self.shape, be.real_dtype)
-            kw = dict(axes=self.axes, flags=_PLANNER, threads=1)
-            with _shared_wisdom():
+            kw = dict(axes=self.axes, flags=(fftw_planner(), "FFTW_DESTROY_INPUT"), threads=1)
+            with shared_wisdom():
                 self._r2c = pyfftw.FFTW(self.input, self._spec, direction="FFTW_FORWARD", **kw)
                 self._c2r = pyfftw.FFTW(self._spec, self._out, direction="FFTW_BACKWARD", **kw)
             self.scale = 1.0 / np.prod([self.shape[a] for a in self.axes])

@@ -16,9 +16,11 @@ Shao et al., PNAS 120, e2303312120 (2023) (this method).
 """
 from __future__ import annotations
 
+import queue
 import re
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -355,10 +357,14 @@ def _run_batch(be: Backend, intensity, measured_c, support0, ks, *, seed, steps,
     the support box is one contiguous box in the middle, on which alone the
     amplitude constraint is evaluated.
 
-    Order: every iteration runs chunk by chunk of starts (one start on the
-    CPU, so its two FFTs and the per-pixel passes between them find the data
-    in cache; the whole batch on a GPU), on ``be.workers`` threads over the
-    chunks. Starts never interact, so the split changes nothing.
+    Order: each chunk of starts (one start on the CPU, the whole batch on a
+    GPU) runs through every iteration before the next, so a 2-D start's two
+    FFTs and per-pixel passes find it in cache, on ``be.workers`` threads
+    that take the next chunk when they are free: no thread ever waits for
+    another inside the run (with a barrier per iteration, a core slowed for
+    a moment by another job held every other core back). Starts never interact and each
+    has its own one-thread FFT plans, so the thread count and the split
+    change no bit of any start.
 
     Partial coherence (``psf0`` not None): from iteration ``psf_start_it``
     the Fourier projection is the one of :class:`PartialCoherence`, each
@@ -392,14 +398,13 @@ def _run_batch(be: Backend, intensity, measured_c, support0, ks, *, seed, steps,
     chunk_len = chunks[0].stop - chunks[0].start
     n_threads = min(be.workers, len(chunks)) if be.name == "numpy" else 1
     # each thread owns its scratch (blur buffers and plans), sized for one chunk
-    groups = [chunks_i for chunks_i in np.array_split(np.arange(len(chunks)), n_threads)]
     # the amplitude constraint works on the bounding box of the initial support
     bbox = scipy.ndimage.find_objects(support0.reshape(shape4).astype(np.int8))[0]
     corner = tuple(int(b.start) for b in bbox)
     region = tuple(int(b.stop - b.start) for b in bbox)
     scratch = [_Scratch(be, chunk_len, shape, corner, region,
                         period_px if amplitude_constraint > 0 else 0.0,
-                        sigma_px if shrink_wrap_every else None, psf0) for _ in groups]
+                        sigma_px if shrink_wrap_every else None, psf0) for _ in range(n_threads)]
     if psf0 is not None:
         psf = xp.empty((n,) + shape, be.real_dtype)
         psf[...] = be.asarray(psf0, be.real_dtype)
@@ -412,82 +417,103 @@ def _run_batch(be: Backend, intensity, measured_c, support0, ks, *, seed, steps,
     denominator = xp.ones((n,) + region, be.real_dtype) if amplitude_constraint > 0 else None
 
     n_total = sum(k for _, k in steps)
-    history = np.empty((n, n_total), np.float32)
-    err2 = xp.empty(n, np.float64)
+    # squared misfits, written by the Fourier projection itself (no copy per iteration)
+    misfit2 = xp.empty((n, n_total), np.float64)
     anneal_end = 0.7 * n_total  # the last 30 % run free, so real contrast returns
+    last_step = len(steps) - 1
+    schedule = []  # (algorithm, strength, partial, refine the PSF, shrink-wrap) per iteration
+    it = 0
+    for step_no, (algo, n_it) in enumerate(steps):
+        for _ in range(n_it):
+            strength = amplitude_constraint * max(0.0, 1 - it / anneal_end) \
+                if amplitude_constraint > 0 else 0.0
+            partial = psf0 is not None and it >= psf_start_it
+            it += 1
+            refine = bool(partial and psf_update_every and it % psf_update_every == 0)
+            wrap = bool(shrink_wrap_every and it % shrink_wrap_every == 0
+                        and not (step_no == last_step and algo == "ER"))
+            schedule.append((algo, strength, partial, refine, wrap,
+                             wrap and amplitude_constraint > 0 and it < anneal_end))
 
-    def refresh_denominators(g):
-        for i in groups[g]:
-            c = chunks[i]
-            scratch[g].lateral.denominator(sup4[c], out=denominator[c])
-
-    def iterate(g, algo, strength, partial):
+    def run_start(g, i):
+        """Chunk ``i`` (one start on the CPU) through every iteration, on
+        thread ``g``'s scratch: the start stays in cache from one iteration
+        to the next, and no thread waits for another."""
         s = scratch[g]
-        for i in groups[g]:
-            c = chunks[i]
+        c = chunks[i]
+        F_c, psi_c, p_c, sup_c, err_c = F_flat[c], psi4[c], p4[c], sup4[c], misfit2[c]
+        den_c = denominator[c] if denominator is not None else None
+        if den_c is not None:
+            s.lateral.denominator(sup_c, out=den_c)
+        for it, (algo, strength, partial, refine, wrap, refresh) in enumerate(schedule):
             # -- Fourier projection: measured modulus where measured, free
             # elsewhere; the misfit comes out of the same pass
             plan.forward(i)
             if partial:
-                s.coherence.project(F_flat[c], otf[c], psf_centre[c], amp, weight, free,
-                                    err2[c], plan)
+                s.coherence.project(F_c, otf[c], psf_centre[c], amp, weight, free,
+                                    err_c[:, it], plan)
             else:
-                be.fourier_projection(F_flat[c], amp, weight, free, err2[c], plan)
+                be.fourier_projection(F_c, amp, weight, free, err_c[:, it], plan)
             plan.inverse(i)
             # -- real-space update (p = plan.F)
             if strength > 0:
-                target = s.lateral.target(p4[c], sup4[c], denominator[c])
-                be.real_space_update(psi4[c], p4[c], sup4[c], algorithm=algo, beta=beta,
+                target = s.lateral.target(p_c, sup_c, den_c)
+                be.real_space_update(psi_c, p_c, sup_c, algorithm=algo, beta=beta,
                                      strength=strength, target=target, corner=corner)
             else:
-                be.real_space_update(psi4[c], p4[c], sup4[c], algorithm=algo, beta=beta)
+                be.real_space_update(psi_c, p_c, sup_c, algorithm=algo, beta=beta)
+            if refine:
+                plan.forward(i)
+                psf[c], otf[c] = s.coherence.refine(F_c, psf[c], otf[c], data_fft,
+                                                    measured_fft, plan)
+                psf_centre[c] = psf[c][(slice(None),) + (0,) * len(shape)]
+            if wrap:
+                support[c] = _shrink_wrap(be, plan.psi[c], box, s.blur, threshold)
+                if refresh:
+                    s.lateral.denominator(sup_c, out=den_c)
+            if it % 10 == 9:
+                done_iterations[i] = it + 1
+                if stop.is_set():  # the caller was interrupted (Ctrl-C, SIGTERM)
+                    return
 
-    def refine_psf(g):
-        for i in groups[g]:
-            c = chunks[i]
-            plan.forward(i)
-            psf[c], otf[c] = scratch[g].coherence.refine(F_flat[c], psf[c], otf[c], data_fft,
-                                                          measured_fft, plan)
-            psf_centre[c] = psf[c][(slice(None),) + (0,) * len(shape)]
+    # starts are handed to whichever thread is free (a core slowed by another
+    # job does not hold the rest back); every scratch buffer is overwritten
+    # before it is read, so which thread's scratch a start uses changes nothing
+    free_scratch = queue.SimpleQueue()
+    for g in range(n_threads):
+        free_scratch.put(g)
 
-    def shrink(g):
-        for i in groups[g]:
-            c = chunks[i]
-            support[c] = _shrink_wrap(be, plan.psi[c], box, scratch[g].blur, threshold)
+    def run_one(i):
+        g = free_scratch.get()
+        try:
+            run_start(g, i)
+            done_iterations[i] = n_total
+        finally:
+            free_scratch.put(g)
 
-    pool = ThreadPoolExecutor(n_threads) if n_threads > 1 else None
-
-    def run_all(func, *args):
-        if pool is None:
-            func(0, *args)
-        else:
-            list(pool.map(lambda g: func(g, *args), range(n_threads)))
-
-    try:
-        if amplitude_constraint > 0:
-            run_all(refresh_denominators)
-        it = 0
-        last_step = len(steps) - 1
-        for step_no, (algo, n_it) in enumerate(steps):
-            for _ in range(n_it):
-                strength = amplitude_constraint * max(0.0, 1 - it / anneal_end) \
-                    if amplitude_constraint > 0 else 0.0
-                partial = psf0 is not None and it >= psf_start_it
-                run_all(iterate, algo, strength, partial)
-                history[:, it] = np.sqrt(be.asnumpy(err2)) / norm_data
-                it += 1
-                if partial and psf_update_every and it % psf_update_every == 0:
-                    run_all(refine_psf)
-                if (shrink_wrap_every and it % shrink_wrap_every == 0
-                        and not (step_no == last_step and algo == "ER")):
-                    run_all(shrink)
-                    if amplitude_constraint > 0 and it < anneal_end:
-                        run_all(refresh_denominators)
-                if progress is not None and it % 10 == 0:
-                    progress(it)
-    finally:
-        if pool is not None:
-            pool.shutdown()
+    done_iterations = [0] * len(chunks)
+    stop = threading.Event()
+    if n_threads == 1 and progress is None:
+        for i in range(len(chunks)):
+            run_one(i)
+    else:
+        with ThreadPoolExecutor(n_threads) as pool:
+            futures = [pool.submit(run_one, i) for i in range(len(chunks))]
+            pending = futures
+            try:
+                while pending:
+                    _, pending = wait(pending, timeout=0.5)
+                    if progress is not None:
+                        progress(sum(done_iterations) * chunk_len // n)
+            except BaseException:
+                # stop the threads within ten iterations instead of at the end of the run
+                stop.set()
+                for f in futures:
+                    f.cancel()
+                raise
+            for f in futures:
+                f.result()  # re-raise a thread's error
+    history = (np.sqrt(be.asnumpy(misfit2)) / norm_data).astype(np.float32)
     # the final model's Poisson LLK, through the same plans (no batch-sized temporaries)
     data = np.fft.ifftshift(intensity).ravel()
     meas = np.fft.ifftshift(measured_c).ravel()
