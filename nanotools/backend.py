@@ -266,12 +266,12 @@ class Backend:
         axes = tuple(range(1, a.ndim))
         return self._fft.ifftn(a, axes=axes, norm="ortho", **self._fft_kw)
 
-    def plan(self, shape: tuple) -> "FFTPlan":
+    def plan(self, shape: tuple) -> FFTPlan:
         """Buffers and reusable transforms for a batch of ``shape``."""
         return FFTPlan(self, tuple(int(n) for n in shape))
 
     # ---------------------------------------------------------------- kernels
-    def fourier_projection(self, F, amp, weight, free, err2, plan: "FFTPlan") -> None:
+    def fourier_projection(self, F, amp, weight, free, err2, plan: FFTPlan) -> None:
         """Replace the modulus of ``F`` by the measured one, in place, and
         return each start's squared misfit.
 
@@ -312,7 +312,7 @@ class Backend:
             scale *= c_proj
         F *= scale
 
-    def model_intensity(self, F, plan: "FFTPlan", out) -> None:
+    def model_intensity(self, F, plan: FFTPlan, out) -> None:
         """``|F|^2`` in the unitary scaling, into ``out`` (real, ``F``'s
         shape, ``(n_starts, n_pixels)``): the coherent model intensity that
         the partial-coherence model convolves."""
@@ -327,7 +327,7 @@ class Backend:
             out *= c2
 
     def fourier_projection_partial(self, F, model, centre, amp, weight, free, err2,
-                                   plan: "FFTPlan") -> None:
+                                   plan: FFTPlan) -> None:
         """The Fourier projection of a partially coherent model, in place:
         ``F`` times ``amp / sqrt(model)`` where measured, unchanged where
         masked (Clark et al., Nat. Commun. 3, 993 (2012)); ``model`` is the

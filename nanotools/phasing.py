@@ -16,6 +16,7 @@ Shao et al., PNAS 120, e2303312120 (2023) (this method).
 """
 from __future__ import annotations
 
+import functools
 import queue
 import re
 import threading
@@ -88,6 +89,12 @@ class PhasingResult:
     def order(self) -> np.ndarray:
         """Start positions sorted from the best (lowest Fourier error) to the worst."""
         return np.argsort(self.fourier_error, kind="stable")
+
+
+def _report_batch(progress, done: int, n_batch: int, total: int, i: int) -> None:
+    """Progress of one batch (``i`` iterations of its ``n_batch`` starts)
+    as iterations done over the whole run."""
+    progress(done + i * n_batch, total)
 
 
 def parse_algorithm(sequence: str) -> list[tuple[str, int]]:
@@ -289,7 +296,7 @@ def phase_retrieval(prepared, *, n_starts: int = _D["n_starts"], seed: int = 0, 
             period_px=period_px, psf0=psf0, psf_start_it=int(round(psf_start * n_iterations)),
             psf_update_every=psf_update_every,
             progress=None if progress is None else
-            (lambda i, _d=done, _n=len(ks): progress(_d + i * _n, total)))
+            functools.partial(_report_batch, progress, done, len(ks), total))
         done += len(ks) * n_iterations
         out_objects.append(obj), out_supports.append(sup), out_err.append(err)
         out_hist.append(hist), out_llk.append(llk), out_psf.append(psf)

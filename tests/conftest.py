@@ -2,9 +2,15 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import numpy as np
 import pytest
+
+# FFTW_PATIENT plans (the engine's default) take minutes for a new 3-D
+# shape on a fresh machine; the tests plan dozens of shapes once each, so
+# they use measured plans (the results do not depend on the planner).
+os.environ.setdefault("NANOTOOLS_FFTW_PLANNER", "measure")
 
 
 def _assert_identical(a, b, where="value"):
