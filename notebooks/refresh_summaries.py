@@ -15,6 +15,7 @@ scratch folder and writes the summary cells' text to that JSON file.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -22,6 +23,9 @@ from pathlib import Path
 
 import nbformat
 import papermill
+
+# the tests' planner (tests/conftest.py): the same plans, the same figures
+os.environ.setdefault("NANOTOOLS_FFTW_PLANNER", "estimate")
 
 HERE = Path(__file__).resolve().parent
 SUMMARIES = HERE.parent / "tests" / "notebook_summaries.json"
