@@ -196,7 +196,7 @@ def _expand_series_file(path: Path, out_dir: Path, params: dict):
     cut); None for a file holding one map."""
     import h5py
 
-    from .io import write_map
+    from .io import read_map, write_map
     from .io.nxrefine import describe_volume
 
     try:
@@ -214,7 +214,6 @@ def _expand_series_file(path: Path, out_dir: Path, params: dict):
     axis = volume.scan_axis
     files = []
     for scan in range(volume.n_scans):
-        from .io import read_map
         rsm = read_map(path, hkl=hkl, scan=scan, **window)
         value = float(np.ravel(axis.values)[scan])
         name = f"{path.stem}_{axis.name}{value:g}{axis.units or ''}".replace("/", "_")
