@@ -9,6 +9,13 @@ meant to do). Then ``phase_retrieval`` and ``find_supercells`` run with the
 registry's defaults (or ``-p NAME VALUE``) and the chosen supercell is
 compared with the truth by ``compare_supercells``.
 
+For one-patch draws it also asks why a draw fails: the true object (the
+family's complex amplitude on the same crop) is scored like a run, as its
+Fourier error over the Poisson floor. ``truth/floor`` near the best run's
+``run/floor`` means the data do not tell the wrong image from the right one
+(no search can fix it, only a prior or more data); a truth that fits
+clearly better means the starts never found it (a search failure).
+
 Usage::
 
     python benchmarks/phasing_family.py --seeds 1000:1012 [--shape 128,64] [-p NAME VALUE]
@@ -31,6 +38,7 @@ from nanotools.patterns import find_supercells
 from nanotools.phasing import phase_retrieval
 from nanotools.preprocess import PreparedMap, centre_and_crop, subtract_background
 from nanotools.simulate.family import draw_family_member
+from nanotools.trust import model_intensity, poisson_noise_floor
 
 
 def prepared_from_truth(member) -> PreparedMap:
@@ -57,12 +65,40 @@ def prepared_from_truth(member) -> PreparedMap:
         source=rsm.source, peak_residual=tuple(window.residual), bin=1)
 
 
+def fourier_error(obj: np.ndarray, prep: PreparedMap) -> float:
+    """The engine's Fourier error of a centred run against the prepared map."""
+    measured = ~np.asarray(prep.mask, bool)
+    amp = np.abs(np.fft.fftshift(np.fft.fftn(np.fft.ifftshift(obj), norm="ortho")))
+    data = np.clip(prep.intensity, 0, None)
+    return float(np.sqrt(((amp - np.sqrt(data))[measured] ** 2).sum() / data[measured].sum()))
+
+
+def misfit_ratio(obj: np.ndarray, prep: PreparedMap) -> float:
+    """Fourier error of ``obj`` over the Poisson floor of its own model."""
+    floor = poisson_noise_floor(model_intensity(obj), prep.intensity, prep.mask,
+                                background=prep.background)
+    return fourier_error(obj, prep) / floor
+
+
+def true_object(member, prep: PreparedMap) -> np.ndarray | None:
+    """The one-patch draw's true object on the grid of ``prep`` (None for an
+    ensemble): its complex amplitude cut like the map and transformed back."""
+    if member.amplitude is None:
+        return None
+    peak = tuple(float(v) for v in member.parameters["bragg_peak_px"])
+    window = centre_and_crop(np.zeros(member.amplitude.shape), np.zeros(member.amplitude.shape,
+                                                                          bool), peak)
+    cut = tuple(slice(s, s + n) for s, n in zip(window.start, prep.intensity.shape))
+    return np.fft.fftshift(np.fft.ifftn(np.fft.ifftshift(member.amplitude[cut]), norm="ortho"))
+
+
 def run_draw(seed: int, params: dict, *, shape=(256, 128), pipeline_seed: int = 0) -> dict:
     """One draw: phasing and pattern recognition against the truth (a row)."""
     member = draw_family_member(seed, shape=shape)
     p = member.parameters
     row = dict(seed=seed, texture=p["texture"]["kind"], coherence=p["coherence"]["model"],
-               error=np.inf, best_cluster=np.inf, seconds=0.0, failure="")
+               error=np.inf, best_cluster=np.inf, seconds=0.0, failure="",
+               run_misfit=np.nan, truth_misfit=np.nan)
     try:
         prep = prepared_from_truth(member)
         phasing_kw = {k: v for k, v in params.items() if k in defaults("phasing")
@@ -76,6 +112,10 @@ def run_draw(seed: int, params: dict, *, shape=(256, 128), pipeline_seed: int = 
         row["error"] = float(compare_supercells(found.best.mean, truth))
         row["best_cluster"] = min(float(compare_supercells(c.mean, truth))
                                   for c in found.clusters)
+        row["run_misfit"] = misfit_ratio(ph.objects[int(np.argmin(ph.fourier_error))], prep)
+        obj = true_object(member, prep)
+        if obj is not None:
+            row["truth_misfit"] = misfit_ratio(obj, prep)
     except Exception as exc:  # a failure is a result here
         row["failure"] = f"{type(exc).__name__}: {exc}"[:120]
     return row
@@ -96,7 +136,8 @@ def main(argv=None) -> int:
         r = run_draw(seed, params, shape=shape)
         rows.append(r)
         print(f"{r['seed']:6d} {r['texture']:9s} {r['coherence']:8s} error {r['error']:.3f} "
-              f"(best cluster {r['best_cluster']:.3f})  {r['seconds']:.0f} s {r['failure']}",
+              f"(best cluster {r['best_cluster']:.3f})  run/floor {r['run_misfit']:.2f} "
+              f"truth/floor {r['truth_misfit']:.2f}  {r['seconds']:.0f} s {r['failure']}",
               flush=True)
     e = np.array([r["error"] for r in rows])
     print(f"\n{len(rows)} draws, shape {shape}, parameters {parse_pairs(args.p) or 'default'}: "

@@ -168,6 +168,12 @@ _LIST = [
     _P("trust_max_misfit", 1.5, float, "trust",
        "a result is reliable only if its runs' Fourier error is at most this multiple of the "
        "Poisson noise floor", "", 1.0, label="max misfit / noise"),
+    # on held-out family draws the answer moved by 0.01-0.08 without the
+    # prior where it was right, by 0.2-0.3 where the prior chose a wrong image
+    _P("trust_prior_fraction", 0.5, float, "trust",
+       "share of the starts run again without the amplitude prior, to see how far the image "
+       "rests on it (0 = not checked)", "", 0.0, 4.0, label="prior check starts",
+       consumer="nanotools.trust.prior_free_starts"),
     _P("trust_min_cells", 4, int, "trust",
        "a result is reliable only if each half of the starts yields at least this many "
        "supercells", "", 1, label="min supercells per half"),

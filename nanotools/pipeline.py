@@ -140,7 +140,8 @@ def _load_checkpoint(folder: Path, key: str) -> list:
 
 
 def run_phasing(prepared, params: dict, *, seed: int, checkpoint: Path | None = None,
-                key: str = "", chunk_size: int | None = None, progress: bool = True):
+                key: str = "", chunk_size: int | None = None, progress: bool = True,
+                desc: str = "phasing"):
     """Phase ``params["n_starts"]`` starts in chunks, checkpointing each.
 
     Parameters
@@ -159,6 +160,8 @@ def run_phasing(prepared, params: dict, *, seed: int, checkpoint: Path | None = 
         Starts per chunk; by default an eighth of the starts (at least 1).
     progress
         Show a tqdm bar on stderr counting finished starts.
+    desc
+        The bar's label.
 
     Returns
     -------
@@ -184,7 +187,7 @@ def run_phasing(prepared, params: dict, *, seed: int, checkpoint: Path | None = 
     bar = None
     if progress:
         from tqdm.auto import tqdm
-        bar = tqdm(total=n_starts, initial=done, unit="start", desc="phasing",
+        bar = tqdm(total=n_starts, initial=done, unit="start", desc=desc,
                    dynamic_ncols=True, leave=False)
 
     def _finished(chunk) -> None:
@@ -256,6 +259,51 @@ def build_reconstruction(found, phased, *, parameters: dict, seed: int, input_pa
         notes=list(notes or []), date=date, version=__version__, trust=trust)
 
 
+def assess_trust(prepared, phased, found, params: dict, *, seed: int,
+                 chunk_size: int | None = None, progress: bool = False):
+    """How far the chosen supercell can be trusted (:mod:`nanotools.trust`).
+
+    Runs ``trust_prior_fraction`` of the starts again without the amplitude
+    prior (the same random starts; nothing when the prior is off), then
+    :func:`~nanotools.trust.estimate_trust` on the halves, the misfit and
+    that prior check.
+
+    Parameters
+    ----------
+    prepared
+        The :class:`~nanotools.preprocess.PreparedMap` phased.
+    phased
+        The :class:`~nanotools.phasing.PhasingResult` of every start.
+    found
+        Its :class:`~nanotools.patterns.PatternResult`.
+    params
+        The validated parameter set the run used.
+    seed
+        The run's random seed.
+    chunk_size, progress
+        As for :func:`run_phasing` (the bar reads "prior check").
+
+    Returns
+    -------
+    TrustEstimate
+    """
+    from . import trust
+
+    n_free = trust.prior_free_starts(
+        params["n_starts"], params["amplitude_constraint"],
+        **arguments_for("nanotools.trust.prior_free_starts", params))
+    prior_free = None
+    if n_free:
+        prior_free, _ = run_phasing(
+            prepared, {**params, "n_starts": n_free, "amplitude_constraint": 0.0}, seed=seed,
+            chunk_size=chunk_size, progress=progress, desc="prior check")
+    # each half of the starts (and the prior-free ones) through the same pattern recognition
+    return trust.estimate_trust(
+        phased, prepared, found, prior_free=prior_free,
+        find_kwargs=dict(arguments_for("nanotools.patterns.find_supercells", params), seed=seed),
+        **arguments_for("nanotools.trust.estimate_trust", params))
+
+
 def reconstruct_file(input_path: str | os.PathLike, out_path: str | os.PathLike,
                      params: dict | None = None, *, seed: int = 0, force: bool = False,
                      progress: bool = True, checkpoint: bool = True,
@@ -297,7 +345,7 @@ def reconstruct_file(input_path: str | os.PathLike, out_path: str | os.PathLike,
     InputError, ParameterError
         Bad input or parameters (checked before any long computation).
     """
-    from . import patterns, preprocess, trust
+    from . import patterns, preprocess
 
     t0 = time.perf_counter()
     date = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
@@ -344,12 +392,8 @@ def reconstruct_file(input_path: str | os.PathLike, out_path: str | os.PathLike,
             phased, prepared, seed=seed,
             **arguments_for("nanotools.patterns.find_supercells", full))
         notes.extend(str(n) for n in found.notes)
-        # each half of the starts through the same pattern recognition
-        trusted = trust.estimate_trust(
-            phased, prepared, found,
-            find_kwargs=dict(arguments_for("nanotools.patterns.find_supercells", full),
-                             seed=seed),
-            **arguments_for("nanotools.trust.estimate_trust", full))
+        trusted = assess_trust(prepared, phased, found, full, seed=seed,
+                               chunk_size=chunk_size, progress=progress)
         notes.extend(str(n) for n in trusted.notes)
     except NanotoolsError as exc:
         raise _naming(exc, input_path) from None

@@ -38,7 +38,24 @@ image is estimated from the data, in two independent ways:
    How wrong cannot be read from a Fourier-modulus misfit, so it enters the
    verdict, not the estimate.
 
-The estimate is ``sqrt((d/2)^2 + (0.7 s)^2)``; the verdict is reliable when
+4. **Dependence on the amplitude prior.** Phasing pulls the amplitude
+   towards its average over one period for most of its iterations (a
+   displacement texture scatters evenly). Where the texture also modulates
+   the scattering strength, or where the data leave the relative phases of
+   the satellite orders open (an ensemble destroys the interference between
+   orders; a one-patch map keeps it only in the satellites' tails), that
+   prior, not the data, may pick the image, and every start agrees on it:
+   ``d`` and ``s`` stay small while the image is wrong. So some starts are
+   run again without the prior (``trust_prior_fraction`` of them, the same
+   random starts) and their chosen supercell is compared with the answer:
+   the difference ``p`` is how far the answer rests on the prior, and
+   ``p / 2`` enters the estimate like a half-map difference. On held-out
+   draws of the validation family ``p`` was 0.01-0.08 where the image was
+   right and 0.2-0.3 on amplitude textures that both fit the data as well as
+   the truth.
+
+The estimate is ``sqrt((d/2)^2 + (0.7 s)^2 + (p/2)^2)`` (``p = 0`` when the
+prior is off or not checked); the verdict is reliable when
 the estimate, the misfit ratio ``E / floor`` and the number of supercells per
 half all pass the thresholds of :mod:`nanotools.params` (stage ``trust``).
 
@@ -62,7 +79,7 @@ from .params import defaults as _defaults
 
 __all__ = ["SHARED_ERROR_PER_SPREAD", "TrustEstimate", "split_halves", "poisson_sqrt_variance",
            "poisson_noise_floor", "model_intensity", "member_spread", "half_map_difference",
-           "trust_verdict", "estimate_trust"]
+           "trust_verdict", "estimate_trust", "prior_free_starts"]
 
 
 #: Error shared by all starts per unit of member spread (see the module notes).
@@ -107,6 +124,10 @@ class TrustEstimate:
         ``sqrt(max(fourier_error^2 - noise_floor^2, 0))``.
     notes
         What went wrong in a half, if anything.
+    prior_difference
+        ``||A - P|| / ||A||`` between the answer and the chosen supercell of
+        the starts run without the amplitude prior (1 when those found no
+        supercells; NaN when not checked).
     """
 
     estimated_error: float
@@ -122,6 +143,7 @@ class TrustEstimate:
     misfit_ratio: float
     excess_misfit: float
     notes: list = field(default_factory=list)
+    prior_difference: float = float("nan")
 
 
 def split_halves(phasing) -> tuple:
@@ -320,7 +342,7 @@ _D = _defaults("trust")  # one source of defaults: nanotools.params
 
 
 def trust_verdict(*, half_difference: float, member_spread: float, fourier_error: float,
-                  noise_floor: float, half_cells: tuple,
+                  noise_floor: float, half_cells: tuple, prior_difference: float | None = None,
                   trust_max_error: float = _D["trust_max_error"],
                   trust_max_misfit: float = _D["trust_max_misfit"],
                   trust_min_cells: int = _D["trust_min_cells"]) -> tuple[float, bool, str]:
@@ -336,6 +358,9 @@ def trust_verdict(*, half_difference: float, member_spread: float, fourier_error
         The chosen runs' Fourier error and what Poisson noise alone gives.
     half_cells
         Supercells found in each half.
+    prior_difference
+        Difference from the answer of the starts run without the amplitude
+        prior, or None (not checked).
     trust_max_error
         Largest estimated error still called reliable.
     trust_max_misfit
@@ -346,7 +371,8 @@ def trust_verdict(*, half_difference: float, member_spread: float, fourier_error
     Returns
     -------
     estimated_error : float
-        ``sqrt((half_difference / 2)^2 + (0.7 member_spread)^2)``.
+        ``sqrt((half_difference / 2)^2 + (0.7 member_spread)^2
+        + (prior_difference / 2)^2)``.
     reliable : bool
         Every threshold passed.
     reason : str
@@ -354,17 +380,25 @@ def trust_verdict(*, half_difference: float, member_spread: float, fourier_error
     """
     ratio = fourier_error / noise_floor if noise_floor > 0 else float("inf")
     shared = SHARED_ERROR_PER_SPREAD * member_spread
-    estimate = float(np.hypot(half_difference / 2, shared))
+    prior = 0.0 if prior_difference is None or not np.isfinite(prior_difference) \
+        else float(prior_difference)
+    estimate = float(np.sqrt((half_difference / 2) ** 2 + shared ** 2 + (prior / 2) ** 2))
     numbers = (f"half maps differ by {half_difference:.3f} (random error "
                f"{half_difference / 2:.3f}), members spread {member_spread:.3f} (shared error "
-               f"{shared:.3f}), the chosen runs "
-               f"fit the data to {fourier_error:.3g} against a Poisson floor of {noise_floor:.3g}")
+               f"{shared:.3f}), ")
+    if prior_difference is not None and np.isfinite(prior_difference):
+        numbers += (f"without the amplitude prior the image moves by {prior:.3f} (prior "
+                    f"error {prior / 2:.3f}), ")
+    numbers += (f"the chosen runs fit the data to {fourier_error:.3g} against a Poisson floor "
+                f"of {noise_floor:.3g}")
     problems = []
     if min(half_cells) < trust_min_cells:
         problems.append(f"a half holds only {min(half_cells)} supercells (at least "
                         f"{trust_min_cells} needed)")
     if estimate > trust_max_error:
         problems.append(f"the estimated error {estimate:.3f} exceeds {trust_max_error:g}")
+    if prior / 2 > trust_max_error:
+        problems.append("the image rests on the amplitude prior more than on the data")
     if ratio > trust_max_misfit:
         problems.append(f"the data misfit is {ratio:.2f} x the noise floor (at most "
                         f"{trust_max_misfit:g} x), so an error both halves share may hide")
@@ -375,6 +409,7 @@ def trust_verdict(*, half_difference: float, member_spread: float, fourier_error
 
 
 def estimate_trust(phasing, prepared, patterns, *, find=None, find_kwargs: dict | None = None,
+                   prior_free=None,
                    trust_max_error: float = _D["trust_max_error"],
                    trust_max_misfit: float = _D["trust_max_misfit"],
                    trust_min_cells: int = _D["trust_min_cells"]) -> TrustEstimate:
@@ -394,6 +429,9 @@ def estimate_trust(phasing, prepared, patterns, *, find=None, find_kwargs: dict 
         :func:`nanotools.patterns.find_supercells`.
     find_kwargs
         Its settings, the same as for the full set.
+    prior_free
+        A :class:`~nanotools.phasing.PhasingResult` of starts run without the
+        amplitude prior (see :func:`prior_free_starts`), or None: not checked.
     trust_max_error, trust_max_misfit, trust_min_cells
         See :func:`trust_verdict`.
 
@@ -444,9 +482,19 @@ def estimate_trust(phasing, prepared, patterns, *, find=None, find_kwargs: dict 
                                 background=float(getattr(prepared, "background", 0.0) or 0.0)
                                 * int(getattr(prepared, "bin", 1) or 1) ** obj.ndim)
     spread_members = member_spread(patterns.supercells, patterns.best.mean)
+    prior = None
+    if prior_free is not None:
+        try:
+            free = find(prior_free, prepared, **kwargs)
+            prior = half_map_difference(patterns.best.mean, free.best.mean)[0]
+        except NanotoolsError as exc:
+            notes.append(f"without the amplitude prior: pattern recognition failed "
+                         f"({exc.message})")
+            prior = 1.0
     estimate, reliable, reason = trust_verdict(
         half_difference=difference, member_spread=spread_members, fourier_error=fourier_error,
-        noise_floor=floor, half_cells=tuple(counts), trust_max_error=trust_max_error,
+        noise_floor=floor, half_cells=tuple(counts), prior_difference=prior,
+        trust_max_error=trust_max_error,
         trust_max_misfit=trust_max_misfit, trust_min_cells=trust_min_cells)
     ratio = fourier_error / floor if floor > 0 else float("inf")
     return TrustEstimate(
@@ -454,4 +502,29 @@ def estimate_trust(phasing, prepared, patterns, *, find=None, find_kwargs: dict 
         half_supercells=halves, half_difference=float(difference), spread=spread,
         half_cells=tuple(int(c) for c in counts), member_spread=spread_members,
         fourier_error=fourier_error, noise_floor=floor, misfit_ratio=float(ratio),
-        excess_misfit=float(np.sqrt(max(fourier_error ** 2 - floor ** 2, 0.0))), notes=notes)
+        excess_misfit=float(np.sqrt(max(fourier_error ** 2 - floor ** 2, 0.0))), notes=notes,
+        prior_difference=float("nan") if prior is None else float(prior))
+
+
+def prior_free_starts(n_starts: int, amplitude_constraint: float, *,
+                      trust_prior_fraction: float = _D["trust_prior_fraction"]) -> int:
+    """How many starts to run again without the amplitude prior.
+
+    Parameters
+    ----------
+    n_starts
+        Starts of the main run.
+    amplitude_constraint
+        Its prior's strength (0: no prior, nothing to check).
+    trust_prior_fraction
+        The share of ``n_starts`` run again (0 = no check).
+
+    Returns
+    -------
+    int
+        ``ceil(trust_prior_fraction x n_starts)``, at least 2 (a cluster needs two runs),
+        or 0 when there is nothing to check.
+    """
+    if amplitude_constraint <= 0 or trust_prior_fraction <= 0:
+        return 0
+    return max(2, int(np.ceil(trust_prior_fraction * n_starts)))

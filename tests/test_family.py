@@ -45,6 +45,19 @@ def test_same_seed_same_map_and_truth():
     assert not np.array_equal(a.rsm.intensity, draw_family_member(8).rsm.intensity)
 
 
+def test_patch_amplitude_is_the_film_and_ensembles_have_none():
+    """Seed 31: one patch, no substrate, no background: the noise-free map is
+    exactly the squared modulus of the complex amplitude. Seed 33 is an
+    ensemble, which no single amplitude explains."""
+    patch = draw_family_member(31)
+    assert patch.parameters["coherence"]["model"] == "patch"
+    assert patch.parameters["substrate"] is None
+    assert patch.parameters["background"]["kind"] == "none"
+    assert patch.amplitude.shape == patch.rsm.intensity.shape
+    np.testing.assert_allclose(np.abs(patch.amplitude) ** 2, patch.expected, rtol=1e-12)
+    assert draw_family_member(33).amplitude is None
+
+
 def test_bad_seed_and_3d_are_refused():
     with pytest.raises(ParameterError):
         draw_family_member(-1)

@@ -104,7 +104,8 @@ def write_result(path: str | os.PathLike, reconstruction: Reconstruction, *,
         amplitude); attributes ``estimated_error``, ``reliable``,
         ``reliable_reason``, ``half_difference``, ``member_spread``,
         ``fourier_error``, ``noise_floor``, ``misfit_ratio``,
-        ``excess_misfit``, ``half_cells`` and ``notes``.
+        ``excess_misfit``, ``prior_difference`` (NaN when not checked),
+        ``half_cells`` and ``notes``.
     ``/entry/clusters``
         ``chosen``, ``chosen_reason`` (attributes), per-cell ``labels`` and
         ``run_index``, per-cluster ``label``, ``n_members``, ``score``, and
@@ -173,7 +174,7 @@ def write_result(path: str | os.PathLike, reconstruction: Reconstruction, *,
             group = entry.create_group("trust")
             group.attrs["NX_class"] = "NXcollection"
             for name in ("estimated_error", "half_difference", "member_spread", "fourier_error",
-                         "noise_floor", "misfit_ratio", "excess_misfit"):
+                         "noise_floor", "misfit_ratio", "excess_misfit", "prior_difference"):
                 group.attrs[name] = float(getattr(tr, name))
             group.attrs["reliable"] = bool(tr.reliable)
             group.attrs["reliable_reason"] = str(tr.reliable_reason)

@@ -100,6 +100,12 @@ class FamilyMember:
     expected
         The noise-free map (film + substrate + background), float64, the
         shape of ``rsm.intensity``; for tests.
+    amplitude
+        The film's noise-free complex scattering amplitude on the map's
+        pixels (``|amplitude|^2`` is the film's share of ``expected``), for
+        the one-patch model; None for an ensemble. With it a benchmark can
+        ask whether the truth fits the data better than a reconstruction
+        (a search failure) or not (the data do not decide).
     """
 
     rsm: ReciprocalSpaceMap
@@ -110,6 +116,7 @@ class FamilyMember:
     G: float
     parameters: dict = field(default_factory=dict)
     expected: np.ndarray | None = None
+    amplitude: np.ndarray | None = None
 
     def supercell(self, n_cell: int, dz_nm: float) -> np.ndarray:
         """The truth on another grid: see :func:`family_supercell`."""
@@ -330,8 +337,10 @@ def _jittered_xi(rng: np.random.Generator, x_nm: np.ndarray, *, period_nm: float
 
 
 def _film_intensity(tex: dict, geo: dict, coh: dict, qx_nm: np.ndarray, dqz_nm: np.ndarray,
-                    rng: np.random.Generator) -> np.ndarray:
-    """Noise-free film intensity (arbitrary scale) on the map's q points."""
+                    rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray | None]:
+    """Noise-free film intensity (arbitrary scale) on the map's q points, and
+    the complex amplitude behind it (one-patch model; None for an ensemble,
+    which no single amplitude explains)."""
     P, t = tex["period_nm"], tex["thickness_nm"]
     width, edge = coh["patch_periods"] * P, coh["patch_edge_periods"] * P
     reach = (width + edge) / 2
@@ -346,13 +355,14 @@ def _film_intensity(tex: dict, geo: dict, coh: dict, qx_nm: np.ndarray, dqz_nm: 
     if coh["model"] == "patch":
         xi = sheared / P + coh["texture_offset"]
         rho = envelope * _texture_field(tex, xi, Z / t)
-        return np.abs(Ex @ rho @ Ez.T) ** 2
+        amplitude = Ex @ rho @ Ez.T
+        return np.abs(amplitude) ** 2, amplitude
     total = np.zeros((len(qx_nm), len(dqz_nm)))
     for _ in range(coh["n_patches"]):
         xi = _jittered_xi(rng, sheared, period_nm=P, jitter=coh["jitter"], reach_nm=reach + t)
         rho = envelope * _texture_field(tex, xi, Z / t)
         total += np.abs(Ex @ rho @ Ez.T) ** 2
-    return total / coh["n_patches"]
+    return total / coh["n_patches"], None
 
 
 def _pixel_profile(centres: np.ndarray, position: float, cdf) -> np.ndarray:
@@ -423,9 +433,12 @@ def draw_family_member(seed: int, *, ndim: int = 2, shape: tuple = (256, 128)) -
     geo = dict(fine_step_x_nm=P / max(32, int(np.ceil(8 * max_order_x))),
                fine_step_z_nm=t / max(64, int(np.ceil(8 * max_fringe_z))))
 
-    film = _film_intensity(tex, geo, coh, qx_nm, dqz_nm, rng)
+    film, amplitude = _film_intensity(tex, geo, coh, qx_nm, dqz_nm, rng)
     total_counts = float(10 ** rng.uniform(7, 9))
-    film *= total_counts / film.sum()
+    scale = total_counts / film.sum()
+    film *= scale
+    if amplitude is not None:
+        amplitude *= np.sqrt(scale)
     expected = film.copy()
 
     substrate = None
@@ -508,4 +521,4 @@ def draw_family_member(seed: int, *, ndim: int = 2, shape: tuple = (256, 128)) -
                   "family_parameters_json": json.dumps(parameters)})
     return FamilyMember(rsm=rsm, truth_supercell=truth, period_nm=P, thickness_nm=t,
                         pixel_nm=(P / n_cell, dz_phasing), G=G, parameters=parameters,
-                        expected=expected)
+                        expected=expected, amplitude=amplitude)
