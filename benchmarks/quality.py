@@ -70,7 +70,12 @@ def run_texture(texture: str, *, seed: int, params: dict, folder: Path) -> dict:
                 clusters=cluster_errors, wall_s=wall,
                 phasing_s=float(res["process"]["phasing_time_s"]),
                 period=float(res["supercell"]["period_nm"]),
-                n_starts=int(res["process"]["n_starts"]))
+                n_starts=int(res["process"]["n_starts"]),
+                estimated_error=float(res["trust"]["estimated_error"]),
+                reliable=bool(res["trust"]["reliable"]),
+                misfit=float(res["trust"]["misfit_ratio"]),
+                prior_difference=float(res["trust"]["prior_difference"]),
+                prior_free_misfit=float(res["trust"].get("prior_free_misfit", np.nan)))
 
 
 # ---------------------------------------------------------------------------
@@ -339,7 +344,11 @@ def main(argv=None) -> int:
             clusters = ", ".join(f"{n}:{e:.3f}" for n, e in r["clusters"].values())
             print(f"{texture:13s} error {r['error']:.3f}  period {r['period']:.2f} nm  "
                   f"wall {r['wall_s']:.0f} s (phasing {r['phasing_s']:.0f} s)  "
-                  f"clusters (members:error) {clusters}", flush=True)
+                  f"clusters (members:error) {clusters}; estimated {r['estimated_error']:.3f} "
+                  f"({'reliable' if r['reliable'] else 'not reliable'}; misfit "
+                  f"{r['misfit']:.2f} x floor, prior difference {r['prior_difference']:.3f}, "
+                  f"its fit {r['prior_free_misfit']:.3f} x)",
+                  flush=True)
     print()
     print("| texture | complex error | bound | wall time (s) |")
     print("|---|---|---|---|")

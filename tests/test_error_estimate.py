@@ -123,6 +123,11 @@ def test_verdict_adds_the_prior_difference_and_names_it():
     est, ok, reason = trust.trust_verdict(**kw, prior_difference=0.3)
     assert est == pytest.approx(np.sqrt(0.02 ** 2 + 0.014 ** 2 + 0.15 ** 2))
     assert not ok and "amplitude prior" in reason and "0.300" in reason
+    # an alternative that fits the data 5 % worse counts half, 10 % worse not at all
+    half = trust.trust_verdict(**kw, prior_difference=0.3, prior_free_misfit=1.05)[0]
+    assert half == pytest.approx(np.sqrt(0.02 ** 2 + 0.014 ** 2 + 0.075 ** 2))
+    assert trust.trust_verdict(**kw, prior_difference=0.3, prior_free_misfit=1.6)[0] == \
+        pytest.approx(base)
 
 
 def test_prior_check_runs_a_share_of_the_starts_only_with_a_prior():

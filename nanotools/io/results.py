@@ -174,7 +174,8 @@ def write_result(path: str | os.PathLike, reconstruction: Reconstruction, *,
             group = entry.create_group("trust")
             group.attrs["NX_class"] = "NXcollection"
             for name in ("estimated_error", "half_difference", "member_spread", "fourier_error",
-                         "noise_floor", "misfit_ratio", "excess_misfit", "prior_difference"):
+                         "noise_floor", "misfit_ratio", "excess_misfit", "prior_difference",
+                         "prior_free_misfit"):
                 group.attrs[name] = float(getattr(tr, name))
             group.attrs["reliable"] = bool(tr.reliable)
             group.attrs["reliable_reason"] = str(tr.reliable_reason)
