@@ -266,6 +266,17 @@ class Backend:
         axes = tuple(range(1, a.ndim))
         return self._fft.ifftn(a, axes=axes, norm="ortho", **self._fft_kw)
 
+    @property
+    def native_block(self):
+        """The compiled loop that runs a block of iterations of one start
+        with FFTW plans called from compiled code (no Python, no GIL between
+        the transforms and the per-pixel passes), or None (no Numba, no
+        pyFFTW, double precision, a GPU); see ``nanotools.phasing``."""
+        if self.name != "numpy" or self._kernels is None or self.fft_library != "pyfftw" \
+                or self.complex_dtype != np.complex64 or _native_fftw() is None:
+            return None
+        return _native_block()
+
     def plan(self, shape: tuple) -> FFTPlan:
         """Buffers and reusable transforms for a batch of ``shape``."""
         return FFTPlan(self, tuple(int(n) for n in shape))
@@ -494,6 +505,9 @@ class FFTPlan:
         self.axes = tuple(range(1, len(shape)))
         self.psi = be.empty(shape, be.complex_dtype)
         self.F = be.empty(shape, be.complex_dtype)
+        #: ``(forward, inverse)`` FFTW plan addresses per start (int64 arrays)
+        #: for :meth:`Backend.iterate_block`, or None where it cannot run
+        self.native = None
         self._fftw = be.name == "numpy" and be.fft_library == "pyfftw"
         self.chunks = [slice(j, j + 1) for j in range(n)] if be.name == "numpy" \
             else [slice(0, n)]
@@ -502,11 +516,18 @@ class FFTPlan:
             import pyfftw
             # the forward transform must keep psi: no FFTW_DESTROY_INPUT
             kw = dict(axes=self.axes, flags=(fftw_planner(),), threads=1)
+            native = _native_fftw() if be.complex_dtype == np.complex64 and \
+                be._kernels is not None else None
             with shared_wisdom():
                 self._fwd = [pyfftw.FFTW(self.psi[c], self.F[c], direction="FFTW_FORWARD",
                                          **kw) for c in self.chunks]
                 self._inv = [pyfftw.FFTW(self.F[c], self.F[c], direction="FFTW_BACKWARD",
                                          **kw) for c in self.chunks]
+                if native is not None:
+                    # the same transforms again as bare FFTW plans, for whole
+                    # blocks of iterations in compiled code; from the same
+                    # wisdom, so FFTW picks the same algorithm (same bits)
+                    self.native = native.plans(self.psi, self.F, fftw_planner())
             self.modulus_scale = 1.0 / np.sqrt(size)
             self.projection_scale = 1.0 / size
         else:
@@ -643,6 +664,114 @@ class GaussianBlur(RealConvolution):
         """The blurred ``a`` (or of :attr:`input`, filled by the caller to save a copy).
         The result is a buffer reused by the next call."""
         return super().__call__(self.transfer, a)
+
+
+_PLANNER_BITS = {"FFTW_ESTIMATE": 1 << 6, "FFTW_MEASURE": 0, "FFTW_PATIENT": 1 << 5,
+                 "FFTW_EXHAUSTIVE": 1 << 3}
+
+
+class _NativeFFTW:
+    """The single-precision FFTW library that pyFFTW loaded, reached through
+    ctypes, so that compiled code can run its plans with no Python in
+    between (:meth:`Backend.iterate_block`). The same library, so pyFFTW's
+    wisdom (and :func:`shared_wisdom`) covers these plans too."""
+
+    def __init__(self, path: str):
+        import ctypes
+
+        import llvmlite.binding
+
+        self.lib = ctypes.CDLL(path)
+        # compiled code finds fftwf_execute by name in this library
+        llvmlite.binding.load_library_permanently(path)
+        self.lib.fftwf_plan_dft.restype = ctypes.c_void_p
+        self.lib.fftwf_plan_dft.argtypes = [ctypes.c_int, ctypes.POINTER(ctypes.c_int),
+                                            ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int,
+                                            ctypes.c_uint]
+        self.lib.fftwf_destroy_plan.argtypes = [ctypes.c_void_p]
+        self._dims = lambda shape: (ctypes.c_int * len(shape))(*shape)
+
+    def plans(self, psi: np.ndarray, F: np.ndarray, planner: str) -> tuple:
+        """Forward (``psi[k] -> F[k]``) and in-place inverse (``F[k]``) plans
+        of every start ``k``, as int64 arrays of plan addresses; destroyed
+        with ``psi``. Call under :func:`shared_wisdom`."""
+        import weakref
+
+        dims = self._dims(psi.shape[1:])
+        flags = _PLANNER_BITS[planner]
+        fwd = [self.lib.fftwf_plan_dft(len(psi.shape) - 1, dims, psi[k].ctypes.data,
+                                       F[k].ctypes.data, -1, flags) for k in range(len(psi))]
+        inv = [self.lib.fftwf_plan_dft(len(psi.shape) - 1, dims, F[k].ctypes.data,
+                                       F[k].ctypes.data, 1, flags) for k in range(len(psi))]
+        if not all(fwd + inv):
+            raise RuntimeError("FFTW could not plan the transforms")
+        weakref.finalize(psi, _destroy_plans, self.lib, fwd + inv)
+        return np.array(fwd, np.int64), np.array(inv, np.int64)
+
+
+def _destroy_plans(lib, plans) -> None:
+    for plan in plans:
+        lib.fftwf_destroy_plan(plan)
+
+
+@lru_cache(maxsize=1)
+def _native_fftw() -> _NativeFFTW | None:
+    """The library behind pyFFTW's single-precision plans, found among the
+    shared objects this process has mapped (Linux), or None: then the
+    iterations stay in Python (:meth:`Backend.iterate_block` is not used)."""
+    if os.environ.get("NANOTOOLS_NO_NATIVE_FFTW") or _native_block() is None:
+        return None
+    try:
+        import pyfftw  # noqa: F401  (maps the library)
+        with open("/proc/self/maps") as fh:
+            paths = {line.split()[-1] for line in fh if "libfftw3f" in line
+                     and "_omp" not in line and "_threads" not in line}
+        if len(paths) != 1:
+            return None
+        return _NativeFFTW(paths.pop())
+    except (OSError, ImportError, AttributeError, RuntimeError):
+        return None
+
+
+@lru_cache(maxsize=1)
+def _native_block():
+    """:meth:`Backend.iterate_block`'s compiled loop (None without Numba)."""
+    kernels = _numba_kernels()
+    if kernels is None:
+        return None
+    import numba
+    from numba import types
+
+    execute = types.ExternalFunction("fftwf_execute", types.void(types.intp))
+    fourier, real = kernels["fourier"], kernels["real"]
+    region_amplitude, box_mean = kernels["region_amplitude"], kernels["box_mean"]
+
+    @numba.njit(cache=True, nogil=True, boundscheck=False, error_model="numpy")
+    def block(fwd, inv, F_flat, psi, p, support, err2, it0, it1, amp, weight, free, c_mod,
+              c_proj, eps, c1, c2, strength, keep, use_amp, lateral_in, srcs, dsts, mean, den,
+              h, frac, scale, x0, y0, z0, no_target):
+        for it in range(it0, it1):
+            execute(fwd)
+            fourier(F_flat, amp, weight, free, c_mod, c_proj, eps, err2[:, it])
+            execute(inv)
+            if use_amp[it]:
+                # the lateral amplitude average over one period, as _LateralAmplitude.target
+                region_amplitude(p, support, x0, y0, z0, lateral_in)
+                for k in range(len(srcs)):
+                    box_mean(srcs[k], h, frac, scale, dsts[k])
+                n, bx, by, bz = mean.shape
+                for b in range(n):
+                    for x in range(bx):
+                        for y in range(by):
+                            for z in range(bz):
+                                mean[b, x, y, z] /= den[b, x, y, z]
+                real(psi, p, support, c1[it], c2[it], strength[it], keep[it], mean, x0, y0, z0,
+                     True, eps)
+            else:
+                real(psi, p, support, c1[it], c2[it], strength[it], keep[it], no_target, x0,
+                     y0, z0, False, eps)
+
+    return block
 
 
 @lru_cache(maxsize=1)

@@ -442,11 +442,64 @@ def _run_batch(be: Backend, intensity, measured_c, support0, ks, *, seed, steps,
             schedule.append((algo, strength, partial, refine, wrap,
                              wrap and amplitude_constraint > 0 and it < anneal_end))
 
+    block = be.native_block if psf0 is None and plan.native is not None else None
+    if block is not None:
+        rt = be.real_dtype.type
+        coefficients = {"ER": (0.0, 0.0), "HIO": (1.0, -beta), "RAAR": (beta, 1.0 - 2.0 * beta)}
+        c1s = np.array([rt(coefficients[a][0]) for a, *_ in schedule], be.real_dtype)
+        c2s = np.array([rt(coefficients[a][1]) for a, *_ in schedule], be.real_dtype)
+        strengths = np.array([rt(st) for _, st, *_ in schedule], be.real_dtype)
+        keeps = np.array([rt(1 - st) for _, st, *_ in schedule], be.real_dtype)
+        use_amp = np.array([st > 0 for _, st, *_ in schedule])
+        wraps = [k for k, step in enumerate(schedule) if step[4]]
+        constants = (amp, weight, free, rt(plan.modulus_scale), rt(plan.projection_scale),
+                     rt(1e-12), c1s, c2s, strengths, keeps, use_amp)
+
+    def run_native(s, i):
+        """Chunk ``i`` through every iteration in compiled blocks of at most
+        ten (:attr:`Backend.native_block`), back in Python only for
+        shrink-wrap, progress and Ctrl-C: the same arithmetic in the same
+        order as :func:`run_start`'s loop, so the same bits."""
+        c = chunks[i]
+        sup_c = sup4[c]
+        lat = s.lateral
+        if lat is not None:
+            den_c = denominator[c]
+            lat.denominator(sup_c, out=den_c)
+            lateral = (lat._input, tuple(a for a, _ in lat._passes),
+                       tuple(b for _, b in lat._passes), lat._mean, den_c, lat.h, lat.frac,
+                       1.0 / (2 * lat.h + 1 + 2 * lat.frac))
+        else:  # placeholders of the right types: the lateral average is never taken
+            blank = be.xp.zeros((1, 1, 1, 1), be.real_dtype)
+            lateral = (blank, (blank[0],), (blank[0],), blank, blank, 0, 0.0, 1.0)
+        fwd, inv = int(plan.native[0][i]), int(plan.native[1][i])
+        it, n_wrap = 0, 0
+        while it < n_total:
+            stop_at = min(n_total, (it // 10 + 1) * 10)
+            while n_wrap < len(wraps) and wraps[n_wrap] < it:
+                n_wrap += 1
+            if n_wrap < len(wraps):
+                stop_at = min(stop_at, wraps[n_wrap] + 1)
+            block(fwd, inv, F_flat[c], psi4[c], p4[c], sup_c, misfit2[c], it, stop_at,
+                  *constants, *lateral, *corner, be._no_target)
+            it = stop_at
+            *_, wrap, refresh = schedule[it - 1]
+            if wrap:
+                support[c] = _shrink_wrap(be, plan.psi[c], box, s.blur, threshold)
+                if refresh:
+                    lat.denominator(sup_c, out=denominator[c])
+            if it % 10 == 0:
+                done_iterations[i] = it
+                if stop.is_set():  # the caller was interrupted (Ctrl-C, SIGTERM)
+                    return
+
     def run_start(g, i):
         """Chunk ``i`` (one start on the CPU) through every iteration, on
         thread ``g``'s scratch: the start stays in cache from one iteration
         to the next, and no thread waits for another."""
         s = scratch[g]
+        if block is not None:
+            return run_native(s, i)
         c = chunks[i]
         F_c, psi_c, p_c, sup_c, err_c = F_flat[c], psi4[c], p4[c], sup4[c], misfit2[c]
         den_c = denominator[c] if denominator is not None else None

@@ -183,6 +183,47 @@ def test_threads_do_not_change_a_single_bit(small):
     assert np.array_equal(one.history, two.history)
 
 
+_NATIVE_RUN = """
+import sys
+import numpy as np
+sys.path.insert(0, {tests!r})
+from _small import prepared_from_truth
+from nanotools.backend import get_backend
+from nanotools.phasing import phase_retrieval
+from nanotools.simulate import simulate_map
+print(get_backend("numpy").native_block is not None)
+small = prepared_from_truth(simulate_map("laminate", shape=(64, 32), period_nm=8,
+                                         thickness_nm=10, patch_periods=4, seed=2))
+run = phase_retrieval(small, n_starts=3, seed=5, algorithm="HIO**30 RAAR**15 ER**12",
+                      shrink_wrap_every=7)
+np.save({out!r}, np.concatenate([run.objects.ravel(), run.history.ravel()]))
+"""
+
+
+def test_compiled_blocks_give_the_bits_of_the_python_loop(small, tmp_path):
+    """Blocks of iterations in compiled code, FFTW called from there
+    (``Backend.native_block``), against the loop that calls each step from
+    Python (``NANOTOOLS_NO_NATIVE_FFTW``, another process): the same bits,
+    with the amplitude constraint on and shrink-wrap every 7 iterations (not
+    on a block boundary)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    if get_backend("numpy").native_block is None:
+        pytest.skip("no compiled blocks here (Numba, pyFFTW or /proc/self/maps missing)")
+    out = {}
+    for name, env in (("native", {}), ("python", {"NANOTOOLS_NO_NATIVE_FFTW": "1"})):
+        path = tmp_path / f"{name}.npy"
+        code = _NATIVE_RUN.format(tests=str(Path(__file__).parent), out=str(path))
+        done = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                              text=True, env={**os.environ, **env})
+        assert done.stdout.split()[0] == str(name == "native")  # the path asked for ran
+        out[name] = np.load(path)
+    assert np.array_equal(out["native"], out["python"])
+
+
 def test_two_runs_with_the_same_threads_give_the_same_bits(small):
     """Each start runs through every iteration on one thread with its own
     one-thread plans from the shared wisdom: a rerun with the same thread
