@@ -286,6 +286,7 @@ def assess_trust(prepared, phased, found, params: dict, *, seed: int,
     Returns
     -------
     TrustEstimate
+        The estimate, the verdict and the numbers behind them.
     """
     from . import trust
 
