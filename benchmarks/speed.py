@@ -24,6 +24,9 @@ one run:
   reported apart. Median of the repeats.
 - **engine, plain**: the same sequence without amplitude constraint and
   shrink-wrap.
+- **whole default run** (2-D): ``phasing_time_s`` of the full default
+  sequence on 1 core and on all, set-up included (median of 3): the thread
+  scaling a user sees.
 - **one-start pairs**: every thread runs FFT pairs of its own start on its
   own one-thread plans, nothing else (the engine's pattern, bare); its gain
   from 1 to all cores is the ceiling of the engine's thread scaling on
@@ -129,6 +132,17 @@ def _floor_fftw(shape, n_starts, threads):
         inv.execute()
         times.append(time.perf_counter() - t)
     return float(np.median(times)) / n_starts, float(np.min(times)) / n_starts, planning
+
+
+def _whole_run(prep, n_starts, workers, repeats):
+    """Median ``phasing_time_s`` of whole default runs (1 700 iterations),
+    set-up included: the figure issue 12 scales (1 core against all)."""
+    from nanotools.backend import get_backend
+    from nanotools.phasing import phase_retrieval
+    be = get_backend("numpy", "single", workers=workers)
+    return float(np.median([phase_retrieval(prep, n_starts=n_starts, seed=0,
+                                            backend=be).phasing_time_s
+                            for _ in range(repeats)]))
 
 
 def _pairs_ceiling(shape, threads, n_pairs):
@@ -246,6 +260,9 @@ def run_case(name: str, quick: bool, with_cohere: bool) -> dict:
     out["same_bits_1_vs_all"] = bool(np.array_equal(res.objects, res1.objects))
     out["plain_s"], _, _ = _engine(prep, n_starts, n_iter, repeats, cores,
                                 amplitude_constraint=0.0, shrink_wrap_every=0)
+    if name == "2d" and not quick:  # whole default runs: tens of seconds here, minutes in 3-D
+        out["run_s"] = _whole_run(prep, n_starts, cores, 3)
+        out["run1_s"] = _whole_run(prep, n_starts, 1, 3)
     if with_cohere:
         iters = ((4, 10) if quick else (10, 40)) if name == "2d" else ((2, 4) if quick else (2, 6))
         c, info, dtype = _cohere(prep, iters, 1 if quick else 2)
@@ -310,6 +327,14 @@ def main(argv=None) -> int:
               + (f"; {row.get('cohere_info')} ({row.get('cohere_dtype')}, numpy.fft)"
                  if row.get("cohere_s") else ""), file=sys.stderr)
     print(_table(rows))
+    for r in rows:
+        if "run_s" in r:
+            print(f"\nwhole default run, {r['case']} ({r['n_starts']} starts x {FULL_ITERATIONS} "
+                  f"iterations, set-up included, median of 3): {r['run1_s']:.2f} s on 1 core, "
+                  f"{r['run_s']:.2f} s on {r['cores']}: thread scaling "
+                  f"{r['run1_s'] / r['run_s']:.2f}; "
+                  f"{r['run_s'] / (r['n_starts'] * FULL_ITERATIONS) * 1e6:.0f} us per "
+                  "start-iteration on all cores")
     print(f"\n{rows[0]['cores']} cores; load average (1 min) after each case: "
           + ", ".join(f"{r['case']} {r['load']:.2f}" for r in rows))
     print("us/start-it: time per start per iteration. floor: forward + inverse FFT of the "

@@ -28,7 +28,7 @@ from typing import Callable
 import numpy as np
 import scipy.ndimage
 
-from .backend import Backend, FFTPlan, GaussianBlur, get_backend, region_index
+from .backend import Backend, GaussianBlur, get_backend, region_index
 from .coherence import PartialCoherence, centred, gaussian_psf, psf_window
 from .errors import ParameterError
 from .params import defaults as _defaults
@@ -336,19 +336,24 @@ def _psf_window(shape, prepared, period_px) -> np.ndarray:
     return psf_window(shape, tuple(half))
 
 
-def _initial_objects(be: Backend, plan: FFTPlan, intensity, measured_c, support0, ks, seed):
-    """Fill ``plan.psi`` with the random starts: measured moduli with random
-    phases (masked pixels at the mean measured modulus), transformed back,
-    centred and cut to the box. One start at a time, so the float64
-    temporaries stay the size of one map, not of the batch."""
-    spatial = tuple(range(intensity.ndim))
+def _start_amplitude(intensity, measured_c) -> np.ndarray:
+    """The moduli every random start begins from: measured ones, masked
+    pixels at the mean measured modulus."""
     mean_amp = float(np.sqrt(intensity[measured_c]).mean())
-    start_amp = np.where(measured_c, np.sqrt(intensity), mean_amp)
+    return np.where(measured_c, np.sqrt(intensity), mean_amp)
+
+
+def _initial_objects(be: Backend, psi, start_amp, support0, ks, seed):
+    """Fill ``psi`` (the starts ``ks``' rows of the batch) with the random
+    starts: ``start_amp`` with random phases, transformed back, centred and
+    cut to the box. One start at a time, so the float64 temporaries stay the
+    size of one map, not of the batch."""
+    spatial = tuple(range(start_amp.ndim))
     for j, k in enumerate(ks):
-        phases = np.random.default_rng([seed, int(k)]).uniform(0, 2 * np.pi, intensity.shape)
+        phases = np.random.default_rng([seed, int(k)]).uniform(0, 2 * np.pi, start_amp.shape)
         spectrum = np.fft.ifftshift(start_amp * np.exp(1j * phases)).astype(be.complex_dtype)
         start_obj = np.fft.ifftn(spectrum, axes=spatial, norm="ortho")
-        plan.psi[j] = be.asarray(np.fft.fftshift(start_obj) * support0, be.complex_dtype)
+        psi[j] = be.asarray(np.fft.fftshift(start_obj) * support0, be.complex_dtype)
 
 
 def _run_batch(be: Backend, intensity, measured_c, support0, ks, *, seed, steps, beta,
@@ -392,7 +397,7 @@ def _run_batch(be: Backend, intensity, measured_c, support0, ks, *, seed, steps,
     free = be.asarray(1.0 - np.fft.ifftshift(measured_c).ravel(), be.real_dtype)
     norm_data = float(np.sqrt(np.sum(amp_c.astype(be.real_dtype) ** 2)))
     box = be.asarray(support0)
-    _initial_objects(be, plan, intensity, measured_c, support0, ks, seed)
+    start_amp = _start_amplitude(intensity, measured_c)  # each thread fills its own starts
     support = xp.empty((n,) + shape, bool)
     support[...] = box
 
@@ -543,11 +548,27 @@ def _run_batch(be: Backend, intensity, measured_c, support0, ks, *, seed, steps,
     for g in range(n_threads):
         free_scratch.put(g)
 
+    data = np.fft.ifftshift(intensity).ravel()
+    meas = np.fft.ifftshift(measured_c).ravel()
+    llk = np.empty(n)
+
     def run_one(i):
+        """Chunk ``i`` from its random start to its final LLK, on a free thread."""
         g = free_scratch.get()
         try:
+            c = chunks[i]
+            _initial_objects(be, plan.psi[c], start_amp, support0, ks[c], seed)
             run_start(g, i)
+            if done_iterations[i] < n_total and stop.is_set():
+                return
             done_iterations[i] = n_total
+            # the final model's Poisson LLK, through the same plans (no batch-sized temporaries)
+            plan.forward(i)
+            if psf0 is not None:
+                model = be.asnumpy(scratch[g].coherence.model(F_flat[c], otf[c], plan))
+            else:
+                model = be.asnumpy(xp.abs(F_flat[c])) ** 2 * plan.modulus_scale ** 2
+            llk[c] = poisson_llk(model, data, meas)
         finally:
             free_scratch.put(g)
 
@@ -574,17 +595,6 @@ def _run_batch(be: Backend, intensity, measured_c, support0, ks, *, seed, steps,
             for f in futures:
                 f.result()  # re-raise a thread's error
     history = (np.sqrt(be.asnumpy(misfit2)) / norm_data).astype(np.float32)
-    # the final model's Poisson LLK, through the same plans (no batch-sized temporaries)
-    data = np.fft.ifftshift(intensity).ravel()
-    meas = np.fft.ifftshift(measured_c).ravel()
-    llk = np.empty(n)
-    for i, c in enumerate(chunks):
-        plan.forward(i)
-        if psf0 is not None:
-            model = be.asnumpy(scratch[0].coherence.model(F_flat[c], otf[c], plan))
-        else:
-            model = be.asnumpy(xp.abs(F_flat[c])) ** 2 * plan.modulus_scale ** 2
-        llk[c] = poisson_llk(model, data, meas)
     obj = be.asnumpy(plan.psi).copy()
     sup = be.asnumpy(support).copy()
     psf_out = None if psf0 is None else centred(be.asnumpy(psf), len(shape)).astype(np.float32)
