@@ -50,7 +50,7 @@ except ImportError:  # Windows: threads are still serialised, processes are not
 
 __all__ = ["Backend", "FFTPlan", "RealConvolution", "GaussianBlur", "get_backend",
            "gpu_available", "fft_libraries", "wisdom_path", "shared_wisdom", "fftw_planner",
-           "region_index"]
+           "region_index", "update_coefficients"]
 
 # FFTW plans are patient (estimated plans of these sizes are up to 5x
 # slower; measured ones 1.25x slower for 256 x 128, and which one a
@@ -439,8 +439,7 @@ class Backend:
             the box starting at pixel ``corner`` that holds every support
             pixel.
         """
-        c1, c2 = {"ER": (0.0, 0.0), "HIO": (1.0, -beta), "RAAR": (beta, 1.0 - 2.0 * beta)}[
-            algorithm]
+        c1, c2 = update_coefficients(algorithm, beta)
         rt = self.real_dtype.type
         use_amp = strength > 0
         if self._kernels is not None:
@@ -464,6 +463,12 @@ class Backend:
             new /= xp.maximum(mag, 1e-12)
             ps *= new
         xp.copyto(psi, p, where=support)
+
+
+def update_coefficients(algorithm: str, beta: float) -> tuple[float, float]:
+    """``(c1, c2)`` of the real-space step outside the support:
+    ``psi <- c1 psi + c2 p`` (ER 0, 0; HIO 1, -beta; RAAR beta, 1 - 2 beta)."""
+    return {"ER": (0.0, 0.0), "HIO": (1.0, -beta), "RAAR": (beta, 1.0 - 2.0 * beta)}[algorithm]
 
 
 def region_index(corner, shape) -> tuple:
@@ -506,7 +511,7 @@ class FFTPlan:
         self.psi = be.empty(shape, be.complex_dtype)
         self.F = be.empty(shape, be.complex_dtype)
         #: ``(forward, inverse)`` FFTW plan addresses per start (int64 arrays)
-        #: for :meth:`Backend.iterate_block`, or None where it cannot run
+        #: for :attr:`Backend.native_block`, or None where it cannot run
         self.native = None
         self._fftw = be.name == "numpy" and be.fft_library == "pyfftw"
         self.chunks = [slice(j, j + 1) for j in range(n)] if be.name == "numpy" \
@@ -516,8 +521,7 @@ class FFTPlan:
             import pyfftw
             # the forward transform must keep psi: no FFTW_DESTROY_INPUT
             kw = dict(axes=self.axes, flags=(fftw_planner(),), threads=1)
-            native = _native_fftw() if be.complex_dtype == np.complex64 and \
-                be._kernels is not None else None
+            native = _native_fftw() if be.native_block is not None else None
             with shared_wisdom():
                 self._fwd = [pyfftw.FFTW(self.psi[c], self.F[c], direction="FFTW_FORWARD",
                                          **kw) for c in self.chunks]
@@ -673,7 +677,7 @@ _PLANNER_BITS = {"FFTW_ESTIMATE": 1 << 6, "FFTW_MEASURE": 0, "FFTW_PATIENT": 1 <
 class _NativeFFTW:
     """The single-precision FFTW library that pyFFTW loaded, reached through
     ctypes, so that compiled code can run its plans with no Python in
-    between (:meth:`Backend.iterate_block`). The same library, so pyFFTW's
+    between (:attr:`Backend.native_block`). The same library, so pyFFTW's
     wisdom (and :func:`shared_wisdom`) covers these plans too."""
 
     def __init__(self, path: str):
@@ -718,7 +722,7 @@ def _destroy_plans(lib, plans) -> None:
 def _native_fftw() -> _NativeFFTW | None:
     """The library behind pyFFTW's single-precision plans, found among the
     shared objects this process has mapped (Linux), or None: then the
-    iterations stay in Python (:meth:`Backend.iterate_block` is not used)."""
+    iterations stay in Python (:attr:`Backend.native_block` is not used)."""
     if os.environ.get("NANOTOOLS_NO_NATIVE_FFTW") or _native_block() is None:
         return None
     try:
@@ -735,7 +739,7 @@ def _native_fftw() -> _NativeFFTW | None:
 
 @lru_cache(maxsize=1)
 def _native_block():
-    """:meth:`Backend.iterate_block`'s compiled loop (None without Numba)."""
+    """:attr:`Backend.native_block`'s compiled loop (None without Numba)."""
     kernels = _numba_kernels()
     if kernels is None:
         return None

@@ -28,7 +28,7 @@ from typing import Callable
 import numpy as np
 import scipy.ndimage
 
-from .backend import Backend, GaussianBlur, get_backend, region_index
+from .backend import Backend, GaussianBlur, get_backend, region_index, update_coefficients
 from .coherence import PartialCoherence, centred, gaussian_psf, psf_window
 from .errors import ParameterError
 from .params import defaults as _defaults
@@ -450,15 +450,19 @@ def _run_batch(be: Backend, intensity, measured_c, support0, ks, *, seed, steps,
     block = be.native_block if psf0 is None and plan.native is not None else None
     if block is not None:
         rt = be.real_dtype.type
-        coefficients = {"ER": (0.0, 0.0), "HIO": (1.0, -beta), "RAAR": (beta, 1.0 - 2.0 * beta)}
-        c1s = np.array([rt(coefficients[a][0]) for a, *_ in schedule], be.real_dtype)
-        c2s = np.array([rt(coefficients[a][1]) for a, *_ in schedule], be.real_dtype)
+        c1s = np.array([rt(update_coefficients(a, beta)[0]) for a, *_ in schedule],
+                       be.real_dtype)
+        c2s = np.array([rt(update_coefficients(a, beta)[1]) for a, *_ in schedule],
+                       be.real_dtype)
         strengths = np.array([rt(st) for _, st, *_ in schedule], be.real_dtype)
         keeps = np.array([rt(1 - st) for _, st, *_ in schedule], be.real_dtype)
         use_amp = np.array([st > 0 for _, st, *_ in schedule])
         wraps = [k for k, step in enumerate(schedule) if step[4]]
         constants = (amp, weight, free, rt(plan.modulus_scale), rt(plan.projection_scale),
                      rt(1e-12), c1s, c2s, strengths, keeps, use_amp)
+        # without the amplitude constraint: placeholders of the right types, never read
+        blank = be.xp.zeros((1, 1, 1, 1), be.real_dtype)
+        no_lateral = (blank, (blank[0],), (blank[0],), blank, blank, 0, 0.0, 1.0)
 
     def run_native(s, i):
         """Chunk ``i`` through every iteration in compiled blocks of at most
@@ -474,9 +478,8 @@ def _run_batch(be: Backend, intensity, measured_c, support0, ks, *, seed, steps,
             lateral = (lat._input, tuple(a for a, _ in lat._passes),
                        tuple(b for _, b in lat._passes), lat._mean, den_c, lat.h, lat.frac,
                        1.0 / (2 * lat.h + 1 + 2 * lat.frac))
-        else:  # placeholders of the right types: the lateral average is never taken
-            blank = be.xp.zeros((1, 1, 1, 1), be.real_dtype)
-            lateral = (blank, (blank[0],), (blank[0],), blank, blank, 0, 0.0, 1.0)
+        else:
+            lateral = no_lateral
         fwd, inv = int(plan.native[0][i]), int(plan.native[1][i])
         it, n_wrap = 0, 0
         while it < n_total:
