@@ -109,7 +109,8 @@ def run_family_member(seed: int, *, params: dict, folder: Path, shape: tuple = (
                true_peak_px=p["bragg_peak_px"], satellite_spacing_px=p["satellite_spacing_px"],
                fringe_spacing_px=p["oversampling_z"],
                error=math.inf, seconds=None, failure=None, estimated_error=None,
-               reliable=None, reliable_reason=None, measured={}, notes=[])
+               reliable=None, reliable_reason=None, measured={}, notes=[],
+               error_average=None, coherence_fitted=None)
     folder = Path(folder)
     src = write_map(folder / f"family_{seed}.h5", member.rsm)
     out = folder / f"family_{seed}_result.h5"
@@ -124,6 +125,10 @@ def run_family_member(seed: int, *, params: dict, folder: Path, shape: tuple = (
         dz = float(z[1] - z[0]) if len(z) > 1 else member.pixel_nm[1]
         truth = member.supercell(len(x), dz)  # the truth on the result's own grid
         row["error"] = float(compare_supercells(cell["complex_field"], truth))
+        chosen = res["clusters"]["groups"].get(f"cluster_{int(res['clusters']['chosen'])}", {})
+        if "average" in chosen:  # the plain average the refinement started from
+            row["error_average"] = float(compare_supercells(chosen["average"], truth))
+            row["coherence_fitted"] = float(cell.get("coherence", np.nan))
     except Exception as exc:  # a failure of the pipeline is a result here, not a crash
         row["seconds"] = row["seconds"] or time.perf_counter() - t0
         frames = traceback.extract_tb(exc.__traceback__)
@@ -162,7 +167,9 @@ def _print_row(r: dict) -> None:
     print(f"{r['seed']:5d} {r['texture']:9s} {r['period_nm']:6.1f} {r['thickness_nm']:6.1f} "
           f"{r['counts']:8.1e} {r['coherence']:8s} {yn[r['substrate']]:>4s} "
           f"{yn[r['j0_below_j1']]:>5s} {r['error']:7.3f} {_fmt(r['seconds'], '6.1f')} "
-          f"{_fmt(r['estimated_error'], '7.3f')} {yn[r['reliable']]:>4s}", flush=True)
+          f"{_fmt(r['estimated_error'], '7.3f')} {yn[r['reliable']]:>4s} "
+          f"{_fmt(r.get('error_average'), '7.3f')} {_fmt(r.get('coherence_fitted'), '5.2f')}",
+          flush=True)
     if r["failure"]:
         print(f"      failed: {r['failure']}", flush=True)
 
@@ -186,6 +193,16 @@ def summarise(rows: list) -> dict:
                worst_seeds=[r["seed"] for r in worst],
                failed_seeds=[r["seed"] for r in rows if not np.isfinite(r["error"])],
                worst_finished_seeds=[r["seed"] for r in finite[:8]])
+    plain = [r for r in rows if r.get("error_average") is not None]
+    if plain:  # the same runs' plain cluster average, before the refinement
+        e_ref = np.array([r["error"] for r in plain])
+        e_avg = np.array([r["error_average"] for r in plain])
+        out["refinement"] = dict(
+            n=len(plain), median_average=float(np.median(e_avg)),
+            median_refined=float(np.median(e_ref)),
+            within_005_average=float(np.mean(e_avg <= GOAL)),
+            within_005_refined=float(np.mean(e_ref <= GOAL)),
+            better=int(np.sum(e_ref < e_avg - 0.005)), worse=int(np.sum(e_ref > e_avg + 0.005)))
     est = [r for r in rows if r["estimated_error"] is not None]
     if est:
         bad = [r for r in est if r["error"] > FLAG_ABOVE]
@@ -241,6 +258,12 @@ def _print_summary(s: dict, rows: list | None = None) -> None:
     for r in (by_seed[k] for k in shown if k in by_seed):
         print(f"  {r['seed']:4d} {r['texture']:9s} {r['coherence']:8s} error {r['error']:.3f}: "
               f"{diagnose(r)}")
+    f = s.get("refinement")
+    if f is not None:
+        print(f"refinement on {f['n']} draws: median {f['median_average']:.3f} (plain average) "
+              f"-> {f['median_refined']:.3f} (refined); within {GOAL}: "
+              f"{100 * f['within_005_average']:.0f} % -> {100 * f['within_005_refined']:.0f} %; "
+              f"{f['better']} better, {f['worse']} worse by more than 0.005")
     e = s.get("estimate")
     if e is None:
         print("error estimate: the results carry no estimated_error (not compared)")
@@ -291,7 +314,7 @@ def run_family(n: int, *, first_seed: int, jobs: int, params: dict, json_path=No
     print(f"validation family: seeds {seeds[0]}-{seeds[-1]}, nanotools reconstruct at "
           f"{'defaults' if not params else params}, {jobs} job(s)")
     print(" seed texture     P/nm   t/nm   counts coherent  sub J0<J1   error      s "
-          "estimate reli")
+          "estimate reli average  coh")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         if jobs <= 1:

@@ -20,17 +20,22 @@ stagnate. Following Shao et al. (PNAS 2023):
    with a per-pixel spread;
 5. the answer is the cluster whose members come from the runs that fit the
    data best (lowest median Fourier error) among clusters holding at least
-   ``min_cluster_fraction`` of the supercells. Every cluster is kept.
+   ``min_cluster_fraction`` of the supercells. Every cluster is kept;
+6. on a 2-D map the chosen average is refined against the whole map as a
+   periodic texture seen through a coherent patch
+   (:func:`nanotools.refine.refine_supercell`), which also measures how
+   coherent the data are; the plain average stays in ``average``.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from .analysis import align_supercell, displacement, supercell_half_rows
 from .errors import InputError, ParameterError
 from .params import defaults as _defaults
+from .refine import RefinedSupercell, refine_supercell
 
 __all__ = ["ClusterAverage", "PatternResult", "sinusoidal_test_function", "locate_supercells",
            "cut_supercell", "align_supercells", "cluster_supercells", "merge_similar_clusters",
@@ -59,6 +64,9 @@ class ClusterAverage:
         better).
     runs
         Start indices of the runs contributing members.
+    average
+        The members' plain average where ``mean`` is the refined supercell
+        (the chosen cluster, :mod:`nanotools.refine`); None otherwise.
     """
 
     label: int
@@ -70,6 +78,7 @@ class ClusterAverage:
     displacement_std: np.ndarray
     score: float
     runs: np.ndarray = field(default_factory=lambda: np.zeros(0, int))
+    average: np.ndarray | None = None
 
 
 @dataclass
@@ -99,7 +108,11 @@ class PatternResult:
         The period used, the supercell's sampling (nm) and |G| (1/angstrom).
     notes
         What pattern recognition changed on its own (fewer clusters, merged
-        clusters), one sentence each.
+        clusters, the refinement), one sentence each.
+    refinement
+        The chosen average refined against the map
+        (:class:`nanotools.refine.RefinedSupercell`), or None (off, 3-D, or
+        the refinement failed: see the notes).
     """
 
     supercells: np.ndarray
@@ -117,6 +130,7 @@ class PatternResult:
     G: float
     parameters: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)
+    refinement: RefinedSupercell | None = None
 
     @property
     def best(self) -> ClusterAverage:
@@ -374,6 +388,8 @@ def find_supercells(phasing, prepared, *, n_clusters: int = _D["n_clusters"],
                     patch_threshold: float = _D["patch_threshold"],
                     min_cluster_fraction: float = _D["min_cluster_fraction"],
                     cluster_merge_factor: float = _D["cluster_merge_factor"],
+                    refine_iterations: int = _D["refine_iterations"],
+                    refine_prior: float = _D["refine_prior"],
                     seed: int = 0) -> PatternResult:
     """Locate, cut, align, cluster and average the supercells of all runs.
 
@@ -398,6 +414,11 @@ def find_supercells(phasing, prepared, *, n_clusters: int = _D["n_clusters"],
         Clusters whose averages lie closer than this many member spreads are
         merged before choosing (see :func:`merge_similar_clusters`); 0 never
         merges.
+    refine_iterations
+        Iterations of the refinement of the chosen average against the map
+        (:func:`nanotools.refine.refine_supercell`; 2-D maps); 0 = off.
+    refine_prior
+        Weight of the refinement's displacement prior (0 = none).
     seed
         Seed of k-means.
 
@@ -406,6 +427,7 @@ def find_supercells(phasing, prepared, *, n_clusters: int = _D["n_clusters"],
     PatternResult
     """
     objects = np.asarray(phasing.objects)
+    two_d = objects.ndim == 3 and np.ndim(prepared.intensity) == 2
     if objects.ndim == 4:  # 3-D runs: the texture is imaged in its x-z cross-section
         objects = objects[:, :, objects.shape[2] // 2, :]
     if objects.ndim != 3:
@@ -475,6 +497,22 @@ def find_supercells(phasing, prepared, *, n_clusters: int = _D["n_clusters"],
     if merged:
         reason += ("; clusters " + ", ".join(f"{b} into {a}" for a, b, _, _ in merged)
                    + " merged first, as their averages agreed within their spread")
+    refinement = None
+    if refine_iterations > 0 and two_d:
+        try:
+            refinement = refine_supercell(prepared, chosen.mean,
+                                          refine_iterations=refine_iterations,
+                                          refine_prior=refine_prior)
+        except (ParameterError, np.linalg.LinAlgError, ValueError) as exc:
+            notes.append(f"the chosen average was not refined: {exc}")
+        else:
+            notes.extend(refinement.notes)
+            reason += "; its average refined against the map"
+            clusters = [replace(c, mean=refinement.cell, average=c.mean,
+                                displacement=displacement(refinement.cell, G))
+                        if c.label == chosen.label else c for c in clusters]
+    elif refine_iterations > 0:
+        notes.append("the chosen average was not refined: the refinement models 2-D maps only")
     return PatternResult(
         supercells=aligned, run_index=runs, origin_px=np.array(origins), twin=twin,
         labels=labels, clusters=clusters, chosen=chosen.label, chosen_reason=reason,
@@ -484,5 +522,7 @@ def find_supercells(phasing, prepared, *, n_clusters: int = _D["n_clusters"],
         parameters=dict(n_clusters=n_clusters, best_fraction=best_fraction,
                         patch_threshold=patch_threshold,
                         min_cluster_fraction=min_cluster_fraction,
-                        cluster_merge_factor=cluster_merge_factor, seed=seed),
-        notes=notes)
+                        cluster_merge_factor=cluster_merge_factor,
+                        refine_iterations=refine_iterations, refine_prior=refine_prior,
+                        seed=seed),
+        notes=notes, refinement=refinement)

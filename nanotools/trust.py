@@ -510,7 +510,9 @@ def estimate_trust(phasing, prepared, patterns, *, find=None, find_kwargs: dict 
     prior = free_fit = None
     if prior_free is not None:
         try:
-            free = find(prior_free, prepared, **kwargs)
+            # no prior at all: nor the refinement's
+            free = find(prior_free, prepared,
+                        **({**kwargs, "refine_prior": 0.0} if "refine_prior" in kwargs else kwargs))
             prior = half_map_difference(patterns.best.mean, free.best.mean)[0]
             free_runs = np.isin(np.asarray(prior_free.start_indices), np.asarray(free.best.runs))
             free_fit = float(np.median(np.asarray(prior_free.fourier_error)[free_runs]))

@@ -166,6 +166,11 @@ def write_result(path: str | os.PathLike, reconstruction: Reconstruction, *,
         _ds(cell, "complex_field", np.asarray(pat.best.mean))
         _ds(cell, "x", np.asarray(maps.x_nm, dtype=np.float64), "nm")
         _ds(cell, "z", np.asarray(maps.z_nm, dtype=np.float64), "nm")
+        refined = getattr(pat, "refinement", None)
+        cell.attrs["refined"] = refined is not None
+        if refined is not None:
+            cell.attrs["coherence"] = float(refined.coherence)
+            cell.attrs["model_misfit"] = float(refined.misfit)
         tr = rec.trust
         if tr is not None:
             cell.attrs["estimated_error"] = float(tr.estimated_error)
@@ -200,6 +205,8 @@ def write_result(path: str | os.PathLike, reconstruction: Reconstruction, *,
             g.attrs["score"] = float(c.score)
             g.attrs["chosen"] = bool(c.label == pat.chosen)
             _ds(g, "mean", np.asarray(c.mean))
+            if getattr(c, "average", None) is not None:  # mean is the refined supercell
+                _ds(g, "average", np.asarray(c.average))
             _ds(g, "amplitude", np.asarray(c.amplitude))
             _ds(g, "amplitude_std", np.asarray(c.amplitude_std))
             _ds(g, "displacement", np.asarray(c.displacement), "angstrom")
