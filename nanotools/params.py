@@ -157,11 +157,13 @@ _LIST = [
     _P("cluster_merge_factor", 2.0, float, "patterns",
        "clusters whose averages lie closer than this many times their members' rms spread are "
        "merged before choosing; 0 = never merge", "", 0.0, 10.0, label="cluster merge factor"),
-    # on 24 family draws with true preprocessing, 300 iterations took the
-    # median error from 0.107 to 0.096 (benchmarks/refine_family.py)
-    _P("refine_iterations", 300, int, "patterns",
+    # off by default: on family draws 0-19 at defaults it moved the errors
+    # by -0.03..+0.02 (no gain) and doubled the time per map (README,
+    # "Refinement against the map"); 300 is what was measured
+    _P("refine_iterations", 0, int, "patterns",
        "iterations of the chosen average's refinement against the whole map (a periodic "
-       "texture through a coherent patch; 2-D maps); 0 = off", "iterations", 0,
+       "texture through a coherent patch, whose fitted coherence says whether the data are "
+       "one coherent patch or an ensemble; 2-D maps); 0 = off", "iterations", 0,
        label="refinement iterations"),
     _P("refine_prior", 1.0, float, "patterns",
        "weight of the refinement's displacement prior (the amplitude even along x), kept "

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from nanotools.analysis import compare_supercells
+from nanotools.patterns import find_supercells
 from nanotools.refine import SupercellModel, refine_supercell
 
 from _small import prepared_from_truth, small_simulation
@@ -87,3 +88,27 @@ def test_refinement_rejects_3d_maps():
     prep = SimpleNamespace(intensity=np.ones((8, 8, 8)))
     with pytest.raises(Exception, match="2-D"):
         refine_supercell(prep, np.ones((4, 3), complex))
+
+
+def test_pattern_recognition_refines_the_chosen_average_on_request():
+    """Runs holding a blurred copy of the truth (as stagnated runs lose the
+    high harmonics): the plain average keeps the blur, the refined one is
+    the truth; the plain average stays in ``average``."""
+    sim = small_simulation("bent_wave")
+    k = np.fft.fftfreq(sim.truth.shape[0]) * sim.truth.shape[0] / 16  # harmonics of the period
+    blurred = np.fft.ifft(np.fft.fft(sim.truth, axis=0) * np.exp(-(k / 2.0) ** 2 / 2)[:, None],
+                          axis=0)
+    runs = np.array([np.roll(blurred, s, axis=0) for s in (0, 3, 5, 11)])
+    phasing = SimpleNamespace(objects=runs, fourier_error=np.full(4, 0.05),
+                              start_indices=np.arange(4))
+    prep = prepared_from_truth(sim)
+    off = find_supercells(phasing, prep, n_clusters=1, best_fraction=1.0, refine_iterations=0)
+    assert off.refinement is None and off.best.average is None
+    plain = compare_supercells(off.best.mean, sim.truth_supercell)
+    on = find_supercells(phasing, prep, n_clusters=1, best_fraction=1.0, refine_iterations=300)
+    assert on.refinement is not None
+    assert np.array_equal(on.best.average, off.best.mean)
+    refined = compare_supercells(on.best.mean, sim.truth_supercell)
+    assert plain > 0.05 and refined < 0.3 * plain
+    assert any("refined against the map" in n for n in on.notes)
+    assert "refined against the map" in on.chosen_reason
