@@ -164,7 +164,7 @@ _LIST = [
        "iterations of the chosen average's refinement against the whole map (a periodic "
        "texture through a coherent patch, whose fitted coherence says whether the data are "
        "one coherent patch or an ensemble; 2-D maps); 0 = off", "iterations", 0,
-       label="refinement iterations"),
+       label="refinement"),
     _P("refine_prior", 1.0, float, "patterns",
        "weight of the refinement's displacement prior (the amplitude even along x), kept "
        "unless the Poisson noise rules it out against the prior-free fit; 0 = none", "", 0.0,

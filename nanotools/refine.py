@@ -38,9 +38,10 @@ relative to the data term) is tried beside the prior-free fit, and kept
 unless a likelihood-ratio test on the Poisson noise says the data rule it
 out (a real amplitude contrast): then the prior-free fit is taken.
 
-Measured on 24 draws of the validation family with every preprocessing
-number true (``benchmarks/refine_family.py``): see README, "Supercell
-refinement".
+Off by default in the pipeline (``refine_iterations`` 0): on validation
+family draws 0-19 it helped one-patch maps a little and moved ensembles
+both ways, at twice the time per map; see README, "Refinement against the
+map".
 """
 from __future__ import annotations
 
