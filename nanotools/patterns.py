@@ -21,8 +21,9 @@ stagnate. Following Shao et al. (PNAS 2023):
 5. the answer is the cluster whose members come from the runs that fit the
    data best (lowest median Fourier error) among clusters holding at least
    ``min_cluster_fraction`` of the supercells. Every cluster is kept;
-6. on a 2-D map the chosen average is refined against the whole map as a
-   periodic texture seen through a coherent patch
+6. on request (``refine_iterations``; off by default) and on a 2-D map,
+   the chosen average is refined against the whole map as a periodic
+   texture seen through a coherent patch
    (:func:`nanotools.refine.refine_supercell`), which also measures how
    coherent the data are; the plain average stays in ``average``.
 """
