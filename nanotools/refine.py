@@ -217,9 +217,15 @@ class SupercellModel:
         numpy.ndarray
             ``(nx, nz)``, counts per pixel.
         """
+        *_, coherent, incoherent = self._terms(c, w)
+        return scale * (alpha * coherent + (1 - alpha) * incoherent)
+
+    def _terms(self, c, w):
+        """``W``, ``C``, ``F = W C``, and the coherent ``|F|^2`` and
+        incoherent ``sum_n |W_n|^2 |C_n|^2`` intensities (unscaled)."""
         W, C = self.transforms(c, w)
-        incoherent = (np.abs(W) ** 2) @ (np.abs(C) ** 2)
-        return scale * (alpha * np.abs(W @ C) ** 2 + (1 - alpha) * incoherent)
+        F = W @ C
+        return W, C, F, np.abs(F) ** 2, (np.abs(W) ** 2) @ (np.abs(C) ** 2)
 
     def loss(self, c, w, scale, alpha, eps: float = 1e-6):
         """Squared misfit of the moduli over the measured pixels, and its gradient.
@@ -243,10 +249,7 @@ class SupercellModel:
         dscale, dalpha : float
             ``dL/dscale`` and ``dL/dalpha``.
         """
-        W, C = self.transforms(c, w)
-        F = W @ C
-        coherent = np.abs(F) ** 2
-        incoherent = (np.abs(W) ** 2) @ (np.abs(C) ** 2)
+        W, C, F, coherent, incoherent = self._terms(c, w)
         model = np.sqrt(scale * (alpha * coherent + (1 - alpha) * incoherent) + eps)
         residual = np.where(self.measured, model - self.data, 0.0)
         g = residual / model  # dL/dI
