@@ -271,6 +271,24 @@ def test_peak_on_the_zeroth_order_when_the_first_satellite_is_brighter():
     assert comb.period_nm == pytest.approx(12.0, rel=0.01)
 
 
+@pytest.mark.parametrize("fraction", [0.05, 0.14, 0.3])
+def test_misaligned_specular_rod_takes_the_zeroth_order_not_q0(fraction):
+    """A sample slightly off the diffractometer's axis: the film's rod (and
+    its zeroth order, pixel 128) sits at q_x = fraction of a satellite
+    spacing (21.3 pixels), not at q_x = 0. The peak is the data's zeroth
+    order, not the lattice's q_x = 0 (before: 1.1 and 3.0 pixels off at 0.05
+    and 0.14, silently; measured after: within 0.01 pixel)."""
+    sim = simulate_map("laminate")
+    dq = float(np.mean(np.diff(sim.rsm.q[0])))
+    spacing_px = 2 * np.pi / (sim.period_nm * 10.0) / dq
+    q = (sim.rsm.q[0] + fraction * spacing_px * dq,) + tuple(sim.rsm.q[1:])
+    rsm = ReciprocalSpaceMap(intensity=sim.rsm.intensity, mask=sim.rsm.mask, q=q,
+                             source="misaligned")
+    prep = prepare(rsm)
+    assert prep.peak_index[0] == pytest.approx(128, abs=0.3)
+    assert any("looks offset" in n for n in prep.notes)
+
+
 def _with_substrate(sim, *, fringes=3.0, brightness=100.0):
     """Add a resolution-limited substrate peak and its truncation rod on
     q_x = 0, ``fringes`` thickness fringes above the film peak."""
@@ -312,6 +330,26 @@ def test_substrate_rod_masked_and_the_film_peak_kept():
     forced = prepare(sim.rsm, mask_specular="yes")
     assert forced.mask[forced.shape[0] // 2].all()
     assert any("mask_specular = yes" in n for n in forced.notes)
+
+
+@pytest.mark.parametrize("displacement, window", [(0.5, (60, 160)), (0.9, (60, 160)),
+                                                   (0.9, (90, 170))])
+def test_substrate_rod_keeps_the_peak_off_a_satellite_without_lattice(displacement, window):
+    """An asymmetric reflection (no lattice position on the q_x axis) with a
+    substrate rod on the film's zeroth order, the map cropped unevenly
+    around it: the rod is masked, and the in-plane peak stays where the rod
+    is (pixel 128 of the full map) instead of moving to a satellite
+    (before: 89.2 or 25.4 in the (60, 160) window, i.e. pixel 149 or 85,
+    two satellites off; measured after: within 0.01 pixel)."""
+    sim = simulate_map("bent_wave", displacement_A=displacement, thickness_nm=24.0)
+    rsm = _without_lattice(_with_substrate(sim))
+    lo, hi = window
+    cropped = ReciprocalSpaceMap(intensity=rsm.intensity[lo:hi], mask=rsm.mask[lo:hi],
+                                 q=(rsm.q[0][lo:hi], rsm.q[1]), source="cropped")
+    prep = prepare(cropped, period_nm=12.0, thickness_nm=24.0)
+    assert prep.peak_index == pytest.approx((128 - lo, 64), abs=0.3)
+    assert any("substrate peak" in n and "masked" in n for n in prep.notes)
+    assert any("before masking" in n for n in prep.notes)
 
 
 def test_thickness_from_all_rods_on_a_checkerboard():

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..errors import InputError, ParameterError
 from ..io import ReciprocalSpaceMap
-from .bragg import locate_bragg_peak, specular_rod_mask
+from .bragg import BraggPeak, locate_bragg_peak, specular_rod_mask
 from .crop import bin_map, centre_and_crop
 from .measure import measure_patch, measure_period, measure_thickness
 from .peak import estimate_background, subtract_background
@@ -136,10 +136,12 @@ def prepare(rsm: ReciprocalSpaceMap, *, period_nm: float = 0.0, thickness_nm: fl
     (:func:`~nanotools.preprocess.bragg.locate_bragg_peak`); find and mask a
     substrate rod on the specular line
     (:func:`~nanotools.preprocess.bragg.specular_rod_mask`), then find the
-    peak again without it; estimate (``background < 0``) and subtract a flat
-    background; cut a window with the peak at ``n // 2`` of every axis;
-    measure the period, thickness and coherent patch on that window (before
-    binning, at full resolution); bin.
+    peak's out-of-plane position again without it (the in-plane position
+    stays on the rod: film and substrate share the in-plane lattice);
+    estimate (``background < 0``) and subtract a flat background; cut a
+    window with the peak at ``n // 2`` of every axis; measure the period,
+    thickness and coherent patch on that window (before binning, at full
+    resolution); bin.
 
     Parameters
     ----------
@@ -202,9 +204,9 @@ def prepare(rsm: ReciprocalSpaceMap, *, period_nm: float = 0.0, thickness_nm: fl
 
     given = _given_peak(bragg_peak, rsm) if bragg_peak not in (None, "") else None
     if given is None:
-        found = locate_bragg_peak(intensity, mask, rsm.q, axis_names=rsm.axis_names,
+        first = locate_bragg_peak(intensity, mask, rsm.q, axis_names=rsm.axis_names,
                                   metadata=rsm.metadata)
-        in_plane = found.position_px[:-1]
+        in_plane = first.position_px[:-1]
     else:
         in_plane = given[:-1]
     rod, rod_note = specular_rod_mask(intensity, mask, in_plane, mode=mask_specular)
@@ -213,6 +215,16 @@ def prepare(rsm: ReciprocalSpaceMap, *, period_nm: float = 0.0, thickness_nm: fl
     if given is None:
         found = locate_bragg_peak(intensity, mask, rsm.q, axis_names=rsm.axis_names,
                                   metadata=rsm.metadata)
+        if rod.any():
+            # The substrate shares the film's in-plane lattice, so its rod
+            # marks the film's in-plane Bragg position, which the first
+            # search found. With the rod (and the zeroth order under it)
+            # masked, the comb has no tooth there and can start from a
+            # satellite, which then passes for the Bragg peak.
+            found = BraggPeak(
+                tuple(in_plane) + found.position_px[-1:],
+                tuple(f"{why} (the substrate's rod is on it; found before masking it)"
+                      for why in first.reasons[:-1]) + found.reasons[-1:])
         peak = np.array(found.position_px)
         notes.append(found.note)
     else:
