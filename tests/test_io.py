@@ -108,6 +108,34 @@ def test_out_of_plane_from_thickness_fringes(tmp_path):
     np.testing.assert_array_equal(back.intensity, intensity.T)
 
 
+def test_texture_axis_first_when_names_do_not_tell_x_from_y(tmp_path):
+    """A 3-D map whose in-plane names (q_b, q_a) say nothing, stored y
+    first: the axis with the satellites becomes x (every later stage
+    measures the period along the first axis; before, y came first and the
+    period could not be measured). Known answer: the laminate's 12 nm
+    (measured 11.83 nm)."""
+    from nanotools.preprocess import prepare
+
+    sim = simulate_map("laminate", seed=2)
+    qy = np.linspace(-0.011, 0.01, 16)
+    across = np.exp(-0.5 * (qy / 0.003) ** 2)
+    volume = sim.rsm.intensity[:, None, :] * across[None, :, None]
+    path = _nexus(tmp_path / "yxz.h5", np.transpose(volume, (1, 0, 2)),
+                  [("q_b", qy), ("q_a", sim.rsm.q[0]), ("q_c", sim.rsm.q[1])],
+                  units=["1/angstrom"] * 3)
+    back = read_map(path)
+    assert back.axis_names == ("q_a", "q_b", "q_c")
+    assert "satellites run along 'q_a'" in back.out_of_plane_reason
+    np.testing.assert_array_equal(back.intensity[~back.mask], volume[~back.mask])
+    prep = prepare(back, thickness_nm=sim.thickness_nm)
+    assert prep.period_nm == pytest.approx(sim.period_nm, rel=0.03)  # measured 11.83
+    # names that tell keep their order, whatever the data
+    named = _nexus(tmp_path / "named.h5", np.transpose(volume, (1, 0, 2)),
+                   [("qx", qy), ("qy", sim.rsm.q[0]), ("qz", sim.rsm.q[1])],
+                   units=["1/angstrom"] * 3)
+    assert read_map(named).axis_names == ("qx", "qy", "qz")
+
+
 def test_undecidable_out_of_plane_warns_and_keeps_last_axis(tmp_path):
     rng = np.random.default_rng(0)
     g = np.exp(-(np.arange(32)[:, None] - 16) ** 2 / 20 - (np.arange(32)[None] - 16) ** 2 / 20)

@@ -114,6 +114,28 @@ def parse_unit_cell(value, path) -> tuple:
     return tuple(numbers)
 
 
+def _texture_axis_first(intensity: np.ndarray, valid: np.ndarray, inplane: list,
+                        names: list) -> tuple:
+    """The two in-plane axes of a 3-D map whose names do not say which is x:
+    the one along which the texture's satellites run first (every later
+    stage measures the period along the first axis), file order where both
+    or neither show satellites.
+
+    Returns ``(inplane, why)``; ``why`` is empty where the order is kept.
+    """
+    from ..preprocess.measure import satellite_comb  # preprocess imports io
+
+    data = np.where(valid, intensity, 0.0)
+    combs = [satellite_comb(data, ~valid, axis=a) for a in inplane]
+    found = [c is not None for c in combs]
+    if found[1] and not found[0]:
+        inplane = inplane[::-1]
+    if found[0] == found[1]:
+        return inplane, ""
+    return inplane, (f"data: the satellites run along '{names[inplane[0]]}', taken as the "
+                     f"first in-plane axis (x), '{names[inplane[1]]}' as y")
+
+
 def canonical_map(raw: RawMap, path, *, unit_cell=None, out_of_plane=None) -> ReciprocalSpaceMap:
     """Validate a raw map and bring it to the canonical order.
 
@@ -297,6 +319,11 @@ def canonical_map(raw: RawMap, path, *, unit_cell=None, out_of_plane=None) -> Re
     inplane = [i for i in range(ndim) if i != oop]
     if "axis_names" not in raw.stored:  # a file from write_map keeps its order
         inplane.sort(key=lambda i: (_INPLANE_ORDER.get(_norm_name(names[i]), 5), i))
+        ranks = {_INPLANE_ORDER.get(_norm_name(names[i]), 5) for i in inplane}
+        if len(inplane) == 2 and len(ranks) == 1:
+            inplane, why = _texture_axis_first(intensity, ~mask, inplane, names)
+            if why:
+                reason = f"{reason}; {why}"
     order = inplane + [oop]
     intensity = np.transpose(intensity, order)
     mask = np.transpose(mask, order)
