@@ -509,6 +509,17 @@ def patterson_along(intensity: np.ndarray, mask: np.ndarray | None, *, axis: int
 _EDGE_LEVEL = 0.05
 #: The line and floor are fitted between these fractions of the guess.
 _EDGE_WINDOW = (0.85, 1.3)
+#: A dip below the edge level is mid-film, not the edge, when the function
+#: climbs back above this fraction of its value beside dz = 0 (above its
+#: floor) after it: the rods of a vortex whose zeroth order is masked (the
+#: odd orders' fields change sign through the film) cancel at a lag inside
+#: it. Noise near a real edge climbs back by far less.
+_DIP_RISE = 0.2
+#: A film whose function decays slowly toward its edge (a strong texture
+#: decorrelating the field along z) fails the edge model at
+#: ``_EDGE_LEVEL``; the edge is then looked for again where the function
+#: has fallen to this fraction.
+_EDGE_LEVEL_LOW = 0.01
 #: Largest RMS misfit of the edge model, as a fraction of the function's
 #: value at the window's start: 0.001-0.01 on most family draws, 0.05 for a
 #: Gaussian blob with no interfaces, 0.04-0.09 on the draws whose thickness
@@ -527,20 +538,33 @@ class _NoFit(Exception):
     an edge that is not there)."""
 
 
-def _edge_with_floor(patterson: np.ndarray):
+def _edge_guess(patterson: np.ndarray, ref: float, floor: float, level: float) -> float:
+    """First guess of the edge (pixels): where the function falls below
+    ``floor + level * (ref - floor)`` and stays there, a dip that climbs
+    back above ``_DIP_RISE`` of the way (a mid-film cancellation) passed
+    over."""
+    d = np.arange(len(patterson))
+    below = (patterson < floor + level * (ref - floor)) & (d >= 3)
+    high = patterson > floor + _DIP_RISE * (ref - floor)
+    for i in np.flatnonzero(below & ~np.r_[False, below[:-1]]):  # starts of dips
+        if not high[i:].any():
+            return float(i)
+    raise _NoFit
+
+
+def _edge_with_floor(patterson: np.ndarray, level: float = _EDGE_LEVEL):
     """Where the summed Patterson magnitude meets its noise floor: a line
     and a floor (:func:`_slab_edge`) fitted with a robust loss near the edge
-    guessed where the function has nearly reached the floor. Returns
-    ``(t, err)`` in pixels."""
+    guessed where the function has fallen to ``level`` of the way to the
+    floor (:func:`_edge_guess`). Returns ``(t, err)`` in pixels."""
     d = np.arange(len(patterson), dtype=float)
     # dz = 0 carries the noise and a flat background: the reference is
     # taken just beside it
     ref = float(np.median(patterson[1:4]))
     floor = float(np.median(patterson[-max(len(d) // 8, 3):]))
-    below = np.flatnonzero((patterson < floor + _EDGE_LEVEL * (ref - floor)) & (d >= 3))
-    if ref <= 2 * floor or not below.size:
+    if ref <= 2 * floor:
         raise _NoFit
-    guess = float(below[0])
+    guess = _edge_guess(patterson, ref, floor, level)
     # the line is fitted on the last stretch only: away from the edge the
     # function curves (the texture decorrelates the field along z)
     # (at least 3 pixels either side: a thin film spans few pixels)
@@ -662,17 +686,36 @@ def measure_thickness(intensity: np.ndarray, mask: np.ndarray | None, q_step, *,
         how = "the extent of the Patterson function"
     except _NoFit:
         try:
+            t_px, err_px = _edge_with_floor(patterson, level=_EDGE_LEVEL_LOW)
+            how = "the extent of the Patterson function (its slow tail followed to 1 %)"
+        except _NoFit:
+            t_px = None
+    if t_px is None:
+        try:
             t_px, err_px = _edge_at_half_period(patterson)
         except _NoFit:
             raise InputError("no thickness fringes found along the out-of-plane axis: the "
-                             "Patterson function shows no film edge (give thickness_nm)"
-                             ) from None
+                             "Patterson function shows no film edge"
+                             + _gap_reason(mask, axis) + " (give thickness_nm)") from None
         how = ("the Patterson function's straight fall (no floor: the fringes are sampled "
                "near the Nyquist limit)")
     value, value_err = t_px * dz_nm, err_px * dz_nm
     note = (f"thickness {value:.2f} ± {value_err:.2f} nm from {how} along z summed over "
             f"{_n_rods(intensity, mask, axis)} rods")
     return LengthMeasurement(value, value_err, note=note)
+
+
+def _gap_reason(mask: np.ndarray, axis: int) -> str:
+    """Why the edge may be hidden: the rows along ``axis`` masked on most
+    rods (a detector gap across the film peak), whose interpolation leaves
+    a broad error in every rod's Patterson function; ``""`` if none."""
+    others = tuple(a for a in range(mask.ndim) if a != axis)
+    rows = np.flatnonzero(mask.mean(axis=others) > 0.5)
+    if not rows.size:
+        return ""
+    where = f"{rows[0]}" if rows.size == 1 else f"{rows[0]}-{rows[-1]}"
+    return (f"; {rows.size} pixel row(s) along it are masked on every rod (a detector gap, "
+            f"pixels {where}) and their interpolation blurs the edge")
 
 
 def _n_rods(intensity: np.ndarray, mask: np.ndarray, axis: int) -> int:
