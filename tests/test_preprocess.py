@@ -425,21 +425,6 @@ def test_thickness_past_a_mid_film_dip(tmp_path):
     assert prep.period_nm == pytest.approx(d.period_nm, rel=0.01)
 
 
-def test_thickness_of_a_slowly_decaying_patterson_function():
-    """Validation-family draw 35: a 13.9 nm vortex with a 3.5 rad phase
-    whose Patterson function decays slowly and meets the edge model only
-    when followed to 1 % (before: "no thickness fringes"; measured after:
-    13.45 nm, 3.4 % short)."""
-    from nanotools.simulate import draw_family_member
-
-    m = draw_family_member(35)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        prep = prepare(m.rsm)
-    assert prep.thickness_nm == pytest.approx(m.thickness_nm, rel=0.05)
-    assert any("slow tail" in n for n in prep.notes)
-
-
 def test_no_thickness_names_a_gap_across_the_film_peak():
     """Validation-family draw 22: a 3-pixel gap across q_z at the film peak;
     its interpolation leaves a bump at the edge, which is not fitted. The

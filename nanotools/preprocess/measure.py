@@ -515,11 +515,6 @@ _EDGE_WINDOW = (0.85, 1.3)
 #: odd orders' fields change sign through the film) cancel at a lag inside
 #: it. Noise near a real edge climbs back by far less.
 _DIP_RISE = 0.2
-#: A film whose function decays slowly toward its edge (a strong texture
-#: decorrelating the field along z) fails the edge model at
-#: ``_EDGE_LEVEL``; the edge is then looked for again where the function
-#: has fallen to this fraction.
-_EDGE_LEVEL_LOW = 0.01
 #: Largest RMS misfit of the edge model, as a fraction of the function's
 #: value at the window's start: 0.001-0.01 on most family draws, 0.05 for a
 #: Gaussian blob with no interfaces, 0.04-0.09 on the draws whose thickness
@@ -685,12 +680,6 @@ def measure_thickness(intensity: np.ndarray, mask: np.ndarray | None, q_step, *,
         t_px, err_px = _edge_with_floor(patterson)
         how = "the extent of the Patterson function"
     except _NoFit:
-        try:
-            t_px, err_px = _edge_with_floor(patterson, level=_EDGE_LEVEL_LOW)
-            how = "the extent of the Patterson function (its slow tail followed to 1 %)"
-        except _NoFit:
-            t_px = None
-    if t_px is None:
         try:
             t_px, err_px = _edge_at_half_period(patterson)
         except _NoFit:
