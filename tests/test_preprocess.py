@@ -437,3 +437,30 @@ def test_no_thickness_names_a_gap_across_the_film_peak():
         warnings.simplefilter("ignore")
         with pytest.raises(InputError, match=r"detector gap, pixels 82-84.*give thickness_nm"):
             prepare(m.rsm)
+
+
+def test_undersampled_film_refused_not_measured():
+    """A 40 nm film on a 128 x 64 map of 1 nm pixels: a 64 nm real-space
+    window along z, fringes 1.6 pixels apart. The sharp central fringe
+    passes for a substrate peak, its rod (the zeroth order) is masked, and
+    the comb left was side lobes and noise: period 4.27 nm for 12, thickness
+    32.00 nm (the window's half) for 40, silently. Now the comb that misses
+    the brightest satellite is dropped, and the wrapped Patterson function
+    (37 % of its start at the window's end) is refused."""
+    sim = simulate_map("laminate", shape=(128, 64))
+    with pytest.raises(InputError, match="give period_nm"):
+        prepare(sim.rsm)
+    with pytest.raises(InputError, match="give period_nm"):
+        prepare(sim.rsm, thickness_nm=40.0)
+    with pytest.raises(InputError, match="undersampled.*give thickness_nm"):
+        prepare(sim.rsm, period_nm=12.0)
+    # 30 nm (fringes 2.1 pixels apart): the same false substrate peak (was
+    # 4.27 nm, silently); the thickness, inside the window, is measured
+    sim = simulate_map("laminate", shape=(128, 64), thickness_nm=30.0)
+    with pytest.raises(InputError, match="give period_nm"):
+        prepare(sim.rsm)
+    assert prepare(sim.rsm, period_nm=12.0).thickness_nm == pytest.approx(30.0, rel=0.02)
+    # 24 nm (2.7 pixels): no substrate peak seen, everything measured
+    prep = prepare(simulate_map("laminate", shape=(128, 64), thickness_nm=24.0).rsm)
+    assert prep.thickness_nm == pytest.approx(24.0, rel=0.02)
+    assert prep.period_nm == pytest.approx(12.0, rel=0.01)

@@ -372,6 +372,18 @@ def satellite_comb(intensity: np.ndarray, mask: np.ndarray | None, *, axis: int 
     return SatelliteComb(origin, spacing, err, orders, positions, profile)
 
 
+def _on_comb(comb: SatelliteComb, profile: np.ndarray) -> bool:
+    """Whether the brightest measured sample of ``profile`` (the comb's
+    projection) lies within a quarter spacing (at least 2 pixels) of one of
+    the comb's teeth."""
+    if not np.isfinite(profile).any():
+        return False
+    brightest = float(np.nanargmax(profile))
+    k = np.round((brightest - comb.origin_px) / comb.spacing_px)
+    miss = abs(brightest - (comb.origin_px + k * comb.spacing_px))
+    return bool(miss <= max(2.0, 0.25 * abs(comb.spacing_px)))
+
+
 def measure_period(intensity: np.ndarray, mask: np.ndarray | None, q_step, *,
                    axis: int = 0, centre: float | None = None) -> LengthMeasurement:
     """Texture period from the spacing of the satellites.
@@ -417,6 +429,10 @@ def measure_period(intensity: np.ndarray, mask: np.ndarray | None, q_step, *,
     combs = [c for c in (satellite_comb(intensity, mask, axis=axis, start=centre, centre=centre),
                          satellite_comb(intensity, mask, axis=axis, centre=centre))
              if c is not None]
+    # every satellite lies on the comb, the brightest one too: a comb that
+    # misses it is made of side lobes and noise (a masked zeroth order with
+    # the first orders beside it, a 12 nm laminate measured as 4.3 nm)
+    combs = [c for c in combs if _on_comb(c, c.profile)]
     comb = max(combs, key=lambda c: len(c.orders), default=None)
     if comb is None:
         raise InputError("no satellites found along the in-plane axis: cannot measure the "
@@ -673,6 +689,19 @@ def measure_thickness(intensity: np.ndarray, mask: np.ndarray | None, q_step, *,
     step = _step_along(q_step, intensity.ndim, axis)
     dz_nm = 2 * np.pi / (n * step) / 10.0
     patterson = patterson_along(intensity, mask, axis=axis)
+    # a film thicker than half the real-space window (fringes sampled less
+    # than twice each) wraps its Patterson function, which then ends high
+    # instead of on a floor, and every edge found in it is the window's
+    # (a 40 nm film on a 64 nm window measured 32 nm); a gap across q_z
+    # lifts the end too, and is named below instead
+    end = float(patterson[-1]) / max(float(np.median(patterson[1:4])), 1e-300)
+    if end > _EDGE_LEVEL and not _gap_reason(mask, axis):
+        raise InputError(
+            f"the thickness fringes are undersampled: the Patterson function along z is still "
+            f"{end:.0%} of its value beside dz = 0 at the end of the real-space window "
+            f"({(len(patterson) - 1) * dz_nm:.1f} nm, half of 2 pi / q_step), so the film is "
+            "thicker than that and its fringes are sampled less than twice each (measure "
+            "with a finer q_z step, or give thickness_nm)")
     # a first guess: where the function has nearly reached its floor (dz = 0
     # carries the noise and a flat background, so the reference is taken
     # just beside it)
