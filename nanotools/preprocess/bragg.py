@@ -21,7 +21,8 @@ from .measure import satellite_comb
 from .peak import locate_peak
 from .pixels import as_mask, fill_masked, parabola_vertex
 
-__all__ = ["BraggPeak", "lattice_position", "locate_bragg_peak", "specular_rod_mask"]
+__all__ = ["BraggPeak", "lattice_position", "locate_bragg_peak", "specular_rod_mask",
+           "zeroth_order_z"]
 
 #: A comb tooth further than this from the lattice position (pixels) means
 #: the q axis is offset (a sample a little off the diffractometer's axis
@@ -165,6 +166,43 @@ def _film_peak_z(intensity: np.ndarray, mask: np.ndarray):
                         f"mean lattice); the brightest row is {top - centre:+.1f} pixels from it")
     return top, ("out-of-plane: maximum of the rods summed over the map (the centroid "
                  f"agrees within {abs(centre - top):.1f} pixels)")
+
+
+def zeroth_order_z(intensity: np.ndarray, mask: np.ndarray, x0: float):
+    """Out-of-plane position of the film peak from the zeroth order's own
+    neighbourhood: :func:`_film_peak_z` on the columns within half a
+    satellite spacing of ``x0`` along the first in-plane axis.
+
+    With the zeroth-order rod masked under a substrate rod, the rods summed
+    over the whole map are the satellites', whose profile along ``q_z``
+    need not peak at ``G``: the odd orders of a texture reversing through
+    the film (a vortex) vanish there between two lobes, and the maximum is a
+    lobe. The zeroth order's tails beside the mask still peak at ``G``.
+
+    Parameters
+    ----------
+    intensity
+        Counts, shape ``(nx[, ny], nz)``, out-of-plane axis last.
+    mask
+        Bool, same shape, the substrate rod included.
+    x0
+        In-plane position of the rod along axis 0 (pixels).
+
+    Returns
+    -------
+    ``(position_px, reason)`` or None when no comb of satellites gives the
+    spacing.
+    """
+    comb = satellite_comb(intensity, mask, axis=0)
+    if comb is None:
+        return None
+    half = 0.5 * abs(comb.spacing_px)
+    near = np.abs(np.arange(intensity.shape[0]) - x0) <= half
+    if (~mask[near]).sum() == 0:
+        return None
+    z, _ = _film_peak_z(intensity[near], mask[near])
+    return z, (f"out-of-plane: peak of the zeroth order's rods beside the masked substrate "
+               f"rod (within {half:.1f} pixels of it)")
 
 
 def locate_bragg_peak(intensity: np.ndarray, mask: np.ndarray | None, q: tuple, *,
