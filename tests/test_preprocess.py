@@ -323,8 +323,10 @@ def test_substrate_rod_masked_and_the_film_peak_kept():
     assert any("substrate peak" in n and "masked" in n for n in prep.notes)
     centre = prep.shape[0] // 2
     assert prep.mask[centre].all() and not prep.mask[centre + 3].all()
-    # disabled: the substrate stays, and is taken for the film peak on its rod
-    off = prepare(rsm, mask_specular="no", thickness_nm=24.0)
+    # disabled: the substrate stays, and is taken for the film peak on its
+    # rod; the opt-out is warned about
+    with pytest.warns(UserWarning, match="left unmasked"):
+        off = prepare(rsm, mask_specular="no", thickness_nm=24.0)
     assert not off.mask[off.shape[0] // 2].all()
     # forced on a map without substrate: the specular column is masked anyway
     forced = prepare(sim.rsm, mask_specular="yes")
@@ -444,7 +446,7 @@ def test_undersampled_film_refused_not_measured():
         prepare(sim.rsm)
     with pytest.raises(InputError, match="give period_nm"):
         prepare(sim.rsm, thickness_nm=40.0)
-    with pytest.raises(InputError, match="undersampled.*give thickness_nm"):
+    with pytest.raises(InputError, match="no film edge within.*undersampled.*give thickness_nm"):
         prepare(sim.rsm, period_nm=12.0)
     # 30 nm (fringes 2.1 pixels apart): the same false substrate peak (was
     # 4.27 nm, silently); the thickness, inside the window, is measured
@@ -521,3 +523,18 @@ def test_out_of_plane_peak_from_the_zeroth_order_beside_a_masked_rod(tmp_path):
     assert prep.peak_index[-1] == pytest.approx(truth, abs=0.5)
     assert any("zeroth order's rods beside the masked substrate rod" in n
                for n in prep.notes)
+
+
+def test_unmasked_substrate_rod_warned_and_no_thickness_from_it(tmp_path):
+    """Stress draw 42 with ``mask_specular="no"``: the substrate's sharp rod
+    stays in, its Patterson function has a long tail, and the edge fit
+    found the window's end (before: 50.6 nm for 27.6, silently). Now the
+    opt-out is warned about, and the thickness is refused, naming the
+    unmasked rod."""
+    d, rsm = _stress_map(42, tmp_path)
+    with pytest.warns(UserWarning, match="left unmasked"):
+        with pytest.raises(InputError, match="no film edge.*substrate rod.*give thickness_nm"):
+            prepare(rsm, mask_specular="no")
+    with pytest.warns(UserWarning, match="left unmasked"):
+        prep = prepare(rsm, mask_specular="no", thickness_nm=27.6)
+    assert any("left unmasked" in n for n in prep.notes)

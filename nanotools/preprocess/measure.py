@@ -708,16 +708,18 @@ def measure_thickness(intensity: np.ndarray, mask: np.ndarray | None, q_step, *,
     # a film thicker than half the real-space window (fringes sampled less
     # than twice each) wraps its Patterson function, which then ends high
     # instead of on a floor, and every edge found in it is the window's
-    # (a 40 nm film on a 64 nm window measured 32 nm); a gap across q_z
+    # (a 40 nm film on a 64 nm window measured 32 nm); so does an unmasked
+    # substrate rod, sharp along q_z (50.6 nm for 27.6); a gap across q_z
     # lifts the end too, and is named below instead
     end = float(patterson[-1]) / max(float(np.median(patterson[1:4])), 1e-300)
     if end > _EDGE_LEVEL and not _gap_reason(mask, axis):
         raise InputError(
-            f"the thickness fringes are undersampled: the Patterson function along z is still "
-            f"{end:.0%} of its value beside dz = 0 at the end of the real-space window "
-            f"({(len(patterson) - 1) * dz_nm:.1f} nm, half of 2 pi / q_step), so the film is "
-            "thicker than that and its fringes are sampled less than twice each (measure "
-            "with a finer q_z step, or give thickness_nm)")
+            f"no film edge within the real-space window along z: the Patterson function is "
+            f"still {end:.0%} of its value beside dz = 0 at its end "
+            f"({(len(patterson) - 1) * dz_nm:.1f} nm, half of 2 pi / q_step); either the film "
+            "is thicker than that (its fringes undersampled: measure with a finer q_z step) "
+            "or a resolution-limited peak left unmasked (a substrate rod) adds a long tail "
+            "(give thickness_nm)")
     # a first guess: where the function has nearly reached its floor (dz = 0
     # carries the noise and a flat background, so the reference is taken
     # just beside it)

@@ -220,6 +220,15 @@ def prepare(rsm: ReciprocalSpaceMap, *, period_nm: float = 0.0, thickness_nm: fl
         in_plane = given[:-1]
     rod, rod_note = specular_rod_mask(intensity, mask, in_plane, mode=mask_specular)
     notes.append(rod_note)
+    if mask_specular == "no" and specular_rod_mask(intensity, mask, in_plane)[0].any():
+        # the user's opt-out stands, but a sharp substrate rod left in lifts
+        # the Patterson function's tail (stress draw 42: thickness 50.6 nm
+        # for 27.6) and the background floor
+        unmasked = ("a substrate peak is on the specular line and left unmasked "
+                    "(mask_specular = no): the thickness and background measured with it "
+                    "are unreliable (mask_specular = auto masks it)")
+        warnings.warn(unmasked, UserWarning, stacklevel=2)
+        notes.append(unmasked)
     mask = mask | rod
     if given is None:
         found = locate_bragg_peak(intensity, mask, rsm.q, axis_names=rsm.axis_names,
