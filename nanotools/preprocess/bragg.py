@@ -190,8 +190,10 @@ def zeroth_order_z(intensity: np.ndarray, mask: np.ndarray, x0: float):
 
     Returns
     -------
-    ``(position_px, reason)`` or None when no comb of satellites gives the
-    spacing.
+    tuple or None
+        ``(position_px, reason)``: the sub-pixel position along the last
+        axis and one line saying how it was found; None when no comb of
+        satellites gives the spacing.
     """
     comb = satellite_comb(intensity, mask, axis=0)
     if comb is None:
