@@ -138,7 +138,9 @@ def write_series(folder: Path, temperatures=(300.0, 320.0, 340.0), *, seed: int 
     for i, t in enumerate(temperatures):
         sim = simulate_map("laminate", shape=(128, 64),
                            period_nm=128.0 / (10 - round((t - 300) / 20)),
-                           thickness_nm=30.0, patch_periods=4, total_counts=1e8,
+                           # 24 nm: a film must fit twice in the 64 nm real-space
+                           # window along z for its thickness to be measured
+                           thickness_nm=24.0, patch_periods=4, total_counts=1e8,
                            gap_pixels=0, seed=seed + i)
         data, weights, H, K, L = hkl_volume(sim, n_k=8, l_range=(1.7, 2.3), seed=seed + i)
         wrappers.append(write_nxrefine_scan(folder, "film", f"{t:g}K", data, H, K, L,

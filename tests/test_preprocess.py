@@ -439,8 +439,8 @@ def test_undersampled_film_refused_not_measured():
     passes for a substrate peak, its rod (the zeroth order) is masked, and
     the comb left was side lobes and noise: period 4.27 nm for 12, thickness
     32.00 nm (the window's half) for 40, silently. Now the comb that misses
-    the brightest satellite is dropped, and the wrapped Patterson function
-    (37 % of its start at the window's end) is refused."""
+    the brightest satellite is dropped, and an edge of the wrapped Patterson
+    function found at the window's end is refused."""
     sim = simulate_map("laminate", shape=(128, 64))
     with pytest.raises(InputError, match="give period_nm"):
         prepare(sim.rsm)

@@ -34,7 +34,9 @@ VOLATILE = {"/entry/process/date", "/entry/process/wall_time_s",
 @pytest.fixture(scope="module")
 def map_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("input") / "laminate.h5"
-    write_map(path, simulate_map("laminate", shape=(128, 64), seed=5).rsm)
+    # a film that fits twice in the 64 nm window along z (thinner than 32 nm),
+    # or its thickness cannot be measured
+    write_map(path, simulate_map("laminate", shape=(128, 64), thickness_nm=24.0, seed=5).rsm)
     return path
 
 
