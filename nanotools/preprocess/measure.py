@@ -705,20 +705,6 @@ def measure_thickness(intensity: np.ndarray, mask: np.ndarray | None, q_step, *,
     step = _step_along(q_step, intensity.ndim, axis)
     dz_nm = 2 * np.pi / (n * step) / 10.0
     patterson = patterson_along(intensity, mask, axis=axis)
-    # a film thicker than half the real-space window (fringes sampled less
-    # than twice each) wraps its Patterson function, and the edge found in
-    # it is the window's own end (a 40 nm film on a 64 nm window measured
-    # 32.00 nm). How high the function still is at its end does not tell:
-    # on a map of few counts, or interpolated onto an hkl grid, the noise
-    # floor reaches 9-18 % of the function beside dz = 0 for a film that
-    # fits (a 24 nm laminate on a 64 nm window).
-    last = len(patterson) - 1
-    undersampled = InputError(
-        f"no film edge within the real-space window along z: the edge found is at its end "
-        f"({last * dz_nm:.1f} nm, half of 2 pi / q_step); either the film is thicker than "
-        "that (its fringes undersampled: measure with a finer q_z step) or a "
-        "resolution-limited peak left unmasked (a substrate rod) adds a long tail "
-        "(give thickness_nm)")
     # a first guess: where the function has nearly reached its floor (dz = 0
     # carries the noise and a flat background, so the reference is taken
     # just beside it)
@@ -734,8 +720,21 @@ def measure_thickness(intensity: np.ndarray, mask: np.ndarray | None, q_step, *,
                              + _gap_reason(mask, axis) + " (give thickness_nm)") from None
         how = ("the Patterson function's straight fall (no floor: the fringes are sampled "
                "near the Nyquist limit)")
+    # a film thicker than half the real-space window (fringes sampled less
+    # than twice each) wraps its Patterson function, and the edge found in
+    # it is the window's own end (a 40 nm film on a 64 nm window measured
+    # 32.00 nm). How high the function still is at its end does not tell:
+    # on a map of few counts, or interpolated onto an hkl grid, the noise
+    # floor reaches 9-18 % of the function beside dz = 0 for a film that
+    # fits (a 24 nm laminate on a 64 nm window).
+    last = len(patterson) - 1
     if t_px > last - 0.5:
-        raise undersampled
+        raise InputError(
+            f"no film edge within the real-space window along z: the edge found is at its "
+            f"end ({last * dz_nm:.1f} nm, half of 2 pi / q_step); either the film is thicker "
+            "than that (its fringes undersampled: measure with a finer q_z step) or a "
+            "resolution-limited peak left unmasked (a substrate rod) adds a long tail "
+            "(give thickness_nm)")
     value, value_err = t_px * dz_nm, err_px * dz_nm
     note = (f"thickness {value:.2f} ± {value_err:.2f} nm from {how} along z summed over "
             f"{_n_rods(intensity, mask, axis)} rods")
