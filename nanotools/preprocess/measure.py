@@ -565,13 +565,13 @@ class _NoFit(Exception):
     an edge that is not there)."""
 
 
-def _edge_guess(patterson: np.ndarray, ref: float, floor: float, level: float) -> float:
+def _edge_guess(patterson: np.ndarray, ref: float, floor: float) -> float:
     """First guess of the edge (pixels): where the function falls below
-    ``floor + level * (ref - floor)`` and stays there, a dip that climbs
+    ``floor + _EDGE_LEVEL * (ref - floor)`` and stays there, a dip that climbs
     back above ``_DIP_RISE`` of the way (a mid-film cancellation) passed
     over."""
     d = np.arange(len(patterson))
-    below = (patterson < floor + level * (ref - floor)) & (d >= 3)
+    below = (patterson < floor + _EDGE_LEVEL * (ref - floor)) & (d >= 3)
     high = patterson > floor + _DIP_RISE * (ref - floor)
     for i in np.flatnonzero(below & ~np.r_[False, below[:-1]]):  # starts of dips
         if not high[i:].any():
@@ -579,11 +579,11 @@ def _edge_guess(patterson: np.ndarray, ref: float, floor: float, level: float) -
     raise _NoFit
 
 
-def _edge_with_floor(patterson: np.ndarray, level: float = _EDGE_LEVEL):
+def _edge_with_floor(patterson: np.ndarray):
     """Where the summed Patterson magnitude meets its noise floor: a line
     and a floor (:func:`_slab_edge`) fitted with a robust loss near the edge
-    guessed where the function has fallen to ``level`` of the way to the
-    floor (:func:`_edge_guess`). Returns ``(t, err)`` in pixels."""
+    guessed where the function has nearly reached the floor
+    (:func:`_edge_guess`). Returns ``(t, err)`` in pixels."""
     d = np.arange(len(patterson), dtype=float)
     # dz = 0 carries the noise and a flat background: the reference is
     # taken just beside it
@@ -591,7 +591,7 @@ def _edge_with_floor(patterson: np.ndarray, level: float = _EDGE_LEVEL):
     floor = float(np.median(patterson[-max(len(d) // 8, 3):]))
     if ref <= 2 * floor:
         raise _NoFit
-    guess = _edge_guess(patterson, ref, floor, level)
+    guess = _edge_guess(patterson, ref, floor)
     # the line is fitted on the last stretch only: away from the edge the
     # function curves (the texture decorrelates the field along z)
     # (at least 3 pixels either side: a thin film spans few pixels)
