@@ -595,16 +595,17 @@ def patterson_along(intensity: np.ndarray, mask: np.ndarray | None, *, axis: int
     return _patterson(intensity, mask, axis)[0]
 
 
-def _patterson(intensity, mask, axis: int) -> tuple[np.ndarray, float]:
-    """:func:`patterson_along`, and the share of the counts in it that a
-    spline guessed across masked samples (see :func:`_columns_along`)."""
+def _patterson(intensity, mask, axis: int) -> tuple[np.ndarray, float, int]:
+    """:func:`patterson_along`, the share of the counts in it that a spline
+    guessed across masked samples (see :func:`_columns_along`), and the
+    number of rods summed."""
     intensity = np.asarray(intensity, float)
     mask = as_mask(intensity, mask)
     axis = axis % intensity.ndim
     columns, usable, guessed = _columns_along(_despiked(intensity, mask), mask, axis)
     n = columns.shape[1]
     pattersons = np.abs(np.fft.ifft(columns[usable], axis=1))
-    return pattersons.sum(axis=0)[:n // 2 + 1], guessed
+    return pattersons.sum(axis=0)[:n // 2 + 1], guessed, int(usable.sum())
 
 
 #: The edge is guessed where the Patterson function has fallen to this
@@ -775,7 +776,7 @@ def measure_thickness(intensity: np.ndarray, mask: np.ndarray | None, q_step, *,
     n = intensity.shape[axis]
     step = _step_along(q_step, intensity.ndim, axis)
     dz_nm = 2 * np.pi / (n * step) / 10.0
-    patterson, guessed = _patterson(intensity, mask, axis)
+    patterson, guessed, n_rods = _patterson(intensity, mask, axis)
     if guessed > _MAX_GUESSED:
         raise InputError(f"masked samples hold about {guessed:.0%} of the counts along the "
                          "out-of-plane axis, too many to interpolate and too many for the "
@@ -813,7 +814,7 @@ def measure_thickness(intensity: np.ndarray, mask: np.ndarray | None, q_step, *,
             "(give thickness_nm)")
     value, value_err = t_px * dz_nm, err_px * dz_nm
     note = (f"thickness {value:.2f} ± {value_err:.2f} nm from {how} along z summed over "
-            f"{_n_rods(intensity, mask, axis)} rods")
+            f"{n_rods} rods")
     return LengthMeasurement(value, value_err, note=note)
 
 
@@ -830,8 +831,6 @@ def _gap_reason(mask: np.ndarray, axis: int) -> str:
             f"pixels {where})")
 
 
-def _n_rods(intensity: np.ndarray, mask: np.ndarray, axis: int) -> int:
-    return int(_columns_along(intensity, mask, axis)[1].sum())
 
 
 # ---------------------------------------------------------------------------
