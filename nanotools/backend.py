@@ -31,6 +31,7 @@ of repeats; see ``benchmarks/speed.py``):
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -49,7 +50,8 @@ except ImportError:  # Windows: threads are still serialised, processes are not
     fcntl = None
 
 __all__ = ["Backend", "FFTPlan", "RealConvolution", "GaussianBlur", "get_backend",
-           "gpu_available", "fft_libraries", "wisdom_path", "shared_wisdom", "fftw_planner",
+           "gpu_available", "fft_libraries", "cpu_key", "cpu_key_from", "wisdom_path",
+           "shared_wisdom", "fftw_planner",
            "region_index", "update_coefficients"]
 
 # FFTW plans are patient (estimated plans of these sizes are up to 5x
@@ -78,15 +80,52 @@ _planning_lock = threading.Lock()
 _ONE_THREAD = {"workers": 1}
 
 
+#: The CPU features that decide which FFTW codelets run (x86 and Arm SIMD).
+_SIMD_FLAGS = ("sse", "avx", "fma", "neon", "asimd", "sve")
+
+
+@lru_cache(maxsize=1)
+def cpu_key() -> str:
+    """Name of this processor model for the wisdom file
+    (:func:`cpu_key_from` on ``/proc/cpuinfo``; the processor's name where
+    there is none). A plan measured on one CPU is only a guess on another: a
+    home folder shared by the nodes of a cluster, or a virtual machine moved
+    to other hardware, keeps one file per model."""
+    try:
+        info = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        info = ""
+    return cpu_key_from(info, platform.processor(), platform.machine())
+
+
+def cpu_key_from(cpuinfo: str, processor: str = "", machine: str = "") -> str:
+    """``<machine>-<digest>``: the architecture and a digest of the model
+    name and the SIMD flags (the features that choose FFTW's codelets) of
+    the first processor in ``cpuinfo`` (``/proc/cpuinfo`` text), or of
+    ``processor`` when that holds no model name. Flag order and other flags
+    (``hypervisor``, microcode features) do not change it."""
+    model, flags = "", ""
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip().lower()
+        if key in ("model name", "cpu model", "cpu part") and not model:
+            model = value.strip()
+        elif key in ("flags", "features") and not flags:
+            flags = " ".join(sorted(f for f in value.split() if f.startswith(_SIMD_FLAGS)))
+    digest = hashlib.sha1(f"{model or processor}|{flags}".encode()).hexdigest()[:12]
+    return f"{machine or 'cpu'}-{digest}"
+
+
 def wisdom_path() -> Path | None:
-    """The FFTW wisdom file shared by every nanotools process of this user:
-    ``$NANOTOOLS_FFTW_WISDOM``, else ``~/.cache/nanotools/fftw-wisdom-<cpu>``;
-    None when the variable is set to an empty string (no sharing)."""
+    """The FFTW wisdom file shared by every nanotools process of this user on
+    this processor model: ``$NANOTOOLS_FFTW_WISDOM``, else
+    ``~/.cache/nanotools/fftw-wisdom-<cpu_key()>``; None when the variable is
+    set to an empty string (no sharing)."""
     env = os.environ.get("NANOTOOLS_FFTW_WISDOM")
     if env is not None:
         return Path(env) if env else None
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "nanotools"
-    return cache / f"fftw-wisdom-{platform.machine() or 'cpu'}"
+    return cache / f"fftw-wisdom-{cpu_key()}"
 
 
 _WISDOM_FORMAT = "nanotools-fftw-wisdom-1"

@@ -277,6 +277,34 @@ def test_wisdom_is_plain_text_and_a_planted_pickle_is_never_loaded(tmp_path, mon
     assert all(isinstance(w, str) for w in stored["wisdom"]) and len(stored["wisdom"]) == 3
 
 
+def test_wisdom_file_is_per_processor_model(tmp_path, monkeypatch):
+    """FFTW wisdom measured on one CPU model is not read on another: the
+    file name carries the model and its SIMD flags (a home folder shared by
+    a cluster's AMD and Intel nodes, a VM moved to other hardware), not the
+    order of the flags or flags FFTW does not use."""
+    from nanotools.backend import cpu_key_from, wisdom_path
+
+    epyc = ("processor\t: 0\nmodel name\t: AMD EPYC 7B13\n"
+            "flags\t\t: fpu sse sse2 avx avx2 fma hypervisor\n"
+            "processor\t: 1\nmodel name\t: AMD EPYC 7B13\nflags\t\t: fpu\n")
+    xeon = epyc.replace("AMD EPYC 7B13", "Intel(R) Xeon(R) Processor")
+    key = cpu_key_from(epyc, "", "x86_64")
+    assert key.startswith("x86_64-") and len(key) == len("x86_64-") + 12
+    assert cpu_key_from(xeon, "", "x86_64") != key
+    assert cpu_key_from(epyc.replace("avx avx2", "avx avx2 avx512f"), "", "x86_64") != key
+    # flag order, non-SIMD flags and later processors' lines change nothing
+    assert cpu_key_from(epyc.replace("fma hypervisor", "pdpe1gb fma"), "", "x86_64") == key
+    assert cpu_key_from(epyc.replace("sse sse2 avx", "avx sse2 sse"), "", "x86_64") == key
+    # no /proc/cpuinfo (macOS, Windows): the processor's name decides
+    assert cpu_key_from("", "arm", "arm64") != cpu_key_from("", "i386", "arm64")
+    monkeypatch.delenv("NANOTOOLS_FFTW_WISDOM", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    path = wisdom_path()
+    assert path.parent == tmp_path / "nanotools" and path.name.startswith("fftw-wisdom-")
+    monkeypatch.setenv("NANOTOOLS_FFTW_WISDOM", "")
+    assert wisdom_path() is None
+
+
 def test_scipy_transforms_run_on_one_thread_inside_the_pool(monkeypatch):
     """With scipy.fft the starts are spread over be.workers threads; each
     transform gets one thread (workers threads per transform on top of that
