@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import re
 import sys
 import tempfile
@@ -41,6 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from nanotools.analysis import compare_supercells
+from nanotools.backend import cpu_model
 from nanotools.io import read_result, write_map
 from nanotools.params import parse_pairs
 from nanotools.pipeline import reconstruct_file
@@ -312,7 +314,8 @@ def run_family(n: int, *, first_seed: int, jobs: int, params: dict, json_path=No
                plot_path=None) -> int:
     seeds = list(range(first_seed, first_seed + n))
     print(f"validation family: seeds {seeds[0]}-{seeds[-1]}, nanotools reconstruct at "
-          f"{'defaults' if not params else params}, {jobs} job(s)")
+          f"{'defaults' if not params else params}, {jobs} job(s), on {cpu_model()} "
+          f"({os.cpu_count()} cores)")
     print(" seed texture     P/nm   t/nm   counts coherent  sub J0<J1   error      s "
           "estimate reli average  coh")
     rows = []

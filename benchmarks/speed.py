@@ -335,7 +335,9 @@ def main(argv=None) -> int:
                   f"{r['run1_s'] / r['run_s']:.2f}; "
                   f"{r['run_s'] / (r['n_starts'] * FULL_ITERATIONS) * 1e6:.0f} us per "
                   "start-iteration on all cores")
-    print(f"\n{rows[0]['cores']} cores; load average (1 min) after each case: "
+    from nanotools.backend import cpu_model, wisdom_path
+    print(f"\n{cpu_model()}, {rows[0]['cores']} cores; FFTW wisdom {wisdom_path()}; "
+          "load average (1 min) after each case: "
           + ", ".join(f"{r['case']} {r['load']:.2f}" for r in rows))
     print("us/start-it: time per start per iteration. floor: forward + inverse FFT of the "
           "whole batch (FFTW_PATIENT, median of 10). engine: difference of phasing_time_s "

@@ -50,9 +50,9 @@ except ImportError:  # Windows: threads are still serialised, processes are not
     fcntl = None
 
 __all__ = ["Backend", "FFTPlan", "RealConvolution", "GaussianBlur", "get_backend",
-           "gpu_available", "fft_libraries", "cpu_key", "cpu_key_from", "wisdom_path",
-           "shared_wisdom", "fftw_planner",
-           "region_index", "update_coefficients"]
+           "gpu_available", "fft_libraries", "cpu_model", "cpu_key", "cpu_key_from",
+           "wisdom_path", "shared_wisdom", "fftw_planner", "region_index",
+           "update_coefficients"]
 
 # FFTW plans are patient (estimated plans of these sizes are up to 5x
 # slower; measured ones 1.25x slower for 256 x 128, and which one a
@@ -85,25 +85,30 @@ _SIMD_FLAGS = ("sse", "avx", "fma", "neon", "asimd", "sve")
 
 
 @lru_cache(maxsize=1)
+def _cpuinfo() -> str:
+    try:
+        return Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return ""
+
+
+def cpu_model() -> str:
+    """This processor's model name (``/proc/cpuinfo``, else
+    :func:`platform.processor`), for benchmark headers."""
+    return _model_and_flags(_cpuinfo())[0] or platform.processor() or "unknown CPU"
+
+
 def cpu_key() -> str:
     """Name of this processor model for the wisdom file
     (:func:`cpu_key_from` on ``/proc/cpuinfo``; the processor's name where
     there is none). A plan measured on one CPU is only a guess on another: a
     home folder shared by the nodes of a cluster, or a virtual machine moved
     to other hardware, keeps one file per model."""
-    try:
-        info = Path("/proc/cpuinfo").read_text(errors="replace")
-    except OSError:
-        info = ""
-    return cpu_key_from(info, platform.processor(), platform.machine())
+    return cpu_key_from(_cpuinfo(), platform.processor(), platform.machine())
 
 
-def cpu_key_from(cpuinfo: str, processor: str = "", machine: str = "") -> str:
-    """``<machine>-<digest>``: the architecture and a digest of the model
-    name and the SIMD flags (the features that choose FFTW's codelets) of
-    the first processor in ``cpuinfo`` (``/proc/cpuinfo`` text), or of
-    ``processor`` when that holds no model name. Flag order and other flags
-    (``hypervisor``, microcode features) do not change it."""
+def _model_and_flags(cpuinfo: str) -> tuple[str, str]:
+    """Model name and sorted SIMD flags of the first processor in ``cpuinfo``."""
     model, flags = "", ""
     for line in cpuinfo.splitlines():
         key, _, value = line.partition(":")
@@ -112,6 +117,16 @@ def cpu_key_from(cpuinfo: str, processor: str = "", machine: str = "") -> str:
             model = value.strip()
         elif key in ("flags", "features") and not flags:
             flags = " ".join(sorted(f for f in value.split() if f.startswith(_SIMD_FLAGS)))
+    return model, flags
+
+
+def cpu_key_from(cpuinfo: str, processor: str = "", machine: str = "") -> str:
+    """``<machine>-<digest>``: the architecture and a digest of the model
+    name and the SIMD flags (the features that choose FFTW's codelets) of
+    the first processor in ``cpuinfo`` (``/proc/cpuinfo`` text), or of
+    ``processor`` when that holds no model name. Flag order and other flags
+    (``hypervisor``, microcode features) do not change it."""
+    model, flags = _model_and_flags(cpuinfo)
     digest = hashlib.sha1(f"{model or processor}|{flags}".encode()).hexdigest()[:12]
     return f"{machine or 'cpu'}-{digest}"
 

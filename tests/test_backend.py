@@ -282,12 +282,14 @@ def test_wisdom_file_is_per_processor_model(tmp_path, monkeypatch):
     file name carries the model and its SIMD flags (a home folder shared by
     a cluster's AMD and Intel nodes, a VM moved to other hardware), not the
     order of the flags or flags FFTW does not use."""
-    from nanotools.backend import cpu_key_from, wisdom_path
+    from nanotools.backend import _model_and_flags, cpu_key_from, wisdom_path
 
     epyc = ("processor\t: 0\nmodel name\t: AMD EPYC 7B13\n"
             "flags\t\t: fpu sse sse2 avx avx2 fma hypervisor\n"
             "processor\t: 1\nmodel name\t: AMD EPYC 7B13\nflags\t\t: fpu\n")
     xeon = epyc.replace("AMD EPYC 7B13", "Intel(R) Xeon(R) Processor")
+    # the benchmarks name the machine by the first processor's model
+    assert _model_and_flags(epyc) == ("AMD EPYC 7B13", "avx avx2 fma sse sse2")
     key = cpu_key_from(epyc, "", "x86_64")
     assert key.startswith("x86_64-") and len(key) == len("x86_64-") + 12
     assert cpu_key_from(xeon, "", "x86_64") != key
