@@ -34,6 +34,7 @@ import argparse
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import nullcontext
 
 import numpy as np
 
@@ -146,16 +147,14 @@ def main(argv=None) -> int:
     params = {**defaults(), **parse_pairs(args.p)}
     rows = []
     jobs = [(seed, params, shape) for seed in seeds]
-    pool = ProcessPoolExecutor(args.jobs) if args.jobs > 1 else None
-    for r in (pool.map(_run_one, jobs) if pool else map(_run_one, jobs)):
-        rows.append(r)
-        print(f"{r['seed']:6d} {r['texture']:9s} {r['coherence']:8s} error {r['error']:.3f} "
-              f"(plain average {r['average']:.3f}, best cluster {r['best_cluster']:.3f})  "
-              f"run/floor {r['run_misfit']:.2f} "
-              f"truth/floor {r['truth_misfit']:.2f}  {r['seconds']:.0f} s {r['failure']}",
-              flush=True)
-    if pool:
-        pool.shutdown()
+    with ProcessPoolExecutor(args.jobs) if args.jobs > 1 else nullcontext() as pool:
+        for r in (pool.map(_run_one, jobs) if pool else map(_run_one, jobs)):
+            rows.append(r)
+            print(f"{r['seed']:6d} {r['texture']:9s} {r['coherence']:8s} "
+                  f"error {r['error']:.3f} (plain average {r['average']:.3f}, best cluster "
+                  f"{r['best_cluster']:.3f})  run/floor {r['run_misfit']:.2f} "
+                  f"truth/floor {r['truth_misfit']:.2f}  {r['seconds']:.0f} s {r['failure']}",
+                  flush=True)
     e = np.array([r["error"] for r in rows])
     plain = np.array([r["average"] for r in rows])
     if np.isfinite(plain).any():

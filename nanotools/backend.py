@@ -117,6 +117,8 @@ def _model_and_flags(cpuinfo: str) -> tuple[str, str]:
             model = value.strip()
         elif key in ("flags", "features") and not flags:
             flags = " ".join(sorted(f for f in value.split() if f.startswith(_SIMD_FLAGS)))
+        if model and flags:  # the first processor's lines are enough
+            break
     return model, flags
 
 
