@@ -41,7 +41,7 @@ import numpy as np
 from nanotools.analysis import compare_supercells
 from nanotools.params import defaults, parse_pairs
 from nanotools.patterns import find_supercells
-from nanotools.phasing import phase_retrieval
+from nanotools.phasing import phase_retrieval, pixel_transfer
 from nanotools.preprocess import PreparedMap, centre_and_crop, subtract_background
 from nanotools.simulate.family import draw_family_member
 from nanotools.trust import model_intensity, poisson_noise_floor
@@ -71,31 +71,39 @@ def prepared_from_truth(member) -> PreparedMap:
         source=rsm.source, peak_residual=tuple(window.residual), bin=1)
 
 
-def fourier_error(obj: np.ndarray, prep: PreparedMap) -> float:
-    """The engine's Fourier error of a centred run against the prepared map."""
+def fourier_error(obj: np.ndarray, prep: PreparedMap, pixel_average: bool) -> float:
+    """The engine's Fourier error of a centred run against the prepared map
+    (against the modulus damped by ``pixel_transfer`` for pixel averages)."""
     measured = ~np.asarray(prep.mask, bool)
     amp = np.abs(np.fft.fftshift(np.fft.fftn(np.fft.ifftshift(obj), norm="ortho")))
-    data = np.clip(prep.intensity, 0, None)
-    return float(np.sqrt(((amp - np.sqrt(data))[measured] ** 2).sum() / data[measured].sum()))
+    data = np.sqrt(np.clip(prep.intensity, 0, None))
+    if pixel_average:
+        data = data * pixel_transfer(data.shape)
+    return float(np.sqrt(((amp - data)[measured] ** 2).sum() / (data[measured] ** 2).sum()))
 
 
-def misfit_ratio(obj: np.ndarray, prep: PreparedMap) -> float:
+def misfit_ratio(obj: np.ndarray, prep: PreparedMap, pixel_average: bool) -> float:
     """Fourier error of ``obj`` over the Poisson floor of its own model."""
-    floor = poisson_noise_floor(model_intensity(obj), prep.intensity, prep.mask,
-                                background=prep.background)
-    return fourier_error(obj, prep) / floor
+    floor = poisson_noise_floor(model_intensity(obj, pixel_average=pixel_average),
+                                prep.intensity, prep.mask, background=prep.background,
+                                weight=pixel_transfer(obj.shape) ** 2 if pixel_average else None)
+    return fourier_error(obj, prep, pixel_average) / floor
 
 
-def true_object(member, prep: PreparedMap) -> np.ndarray | None:
+def true_object(member, prep: PreparedMap, pixel_average: bool = False) -> np.ndarray | None:
     """The one-patch draw's true object on the grid of ``prep`` (None for an
-    ensemble): its complex amplitude cut like the map and transformed back."""
+    ensemble): its complex amplitude cut like the map and transformed back
+    (damped by ``pixel_transfer`` first for the film's pixel averages)."""
     if member.amplitude is None:
         return None
     peak = tuple(float(v) for v in member.parameters["bragg_peak_px"])
     window = centre_and_crop(np.zeros(member.amplitude.shape), np.zeros(member.amplitude.shape,
                                                                           bool), peak)
     cut = tuple(slice(s, s + n) for s, n in zip(window.start, prep.intensity.shape))
-    return np.fft.fftshift(np.fft.ifftn(np.fft.ifftshift(member.amplitude[cut]), norm="ortho"))
+    amplitude = member.amplitude[cut]
+    if pixel_average:
+        amplitude = amplitude * pixel_transfer(amplitude.shape)
+    return np.fft.fftshift(np.fft.ifftn(np.fft.ifftshift(amplitude), norm="ortho"))
 
 
 def run_draw(seed: int, params: dict, *, shape=(256, 128), pipeline_seed: int = 0) -> dict:
@@ -120,10 +128,12 @@ def run_draw(seed: int, params: dict, *, shape=(256, 128), pipeline_seed: int = 
             row["average"] = float(compare_supercells(found.best.average, truth))
         row["best_cluster"] = min(float(compare_supercells(c.mean, truth))
                                   for c in found.clusters)
-        row["run_misfit"] = misfit_ratio(ph.objects[int(np.argmin(ph.fourier_error))], prep)
-        obj = true_object(member, prep)
+        pixels = bool(ph.parameters.get("pixel_average", False))
+        row["run_misfit"] = misfit_ratio(ph.objects[int(np.argmin(ph.fourier_error))], prep,
+                                         pixels)
+        obj = true_object(member, prep, pixels)
         if obj is not None:
-            row["truth_misfit"] = misfit_ratio(obj, prep)
+            row["truth_misfit"] = misfit_ratio(obj, prep, pixels)
     except Exception as exc:  # a failure is a result here
         row["failure"] = f"{type(exc).__name__}: {exc}"[:120]
     return row

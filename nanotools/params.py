@@ -134,6 +134,10 @@ _LIST = [
     _P("psf_update_every", 20, int, "phasing",
        "iterations between updates of the point-spread function; 0 = fixed", "iterations", 0,
        label="PSF update every"),
+    _P("pixel_average", True, bool, "phasing",
+       "phase against the modulus damped by one pixel's transform (sinc per axis), so that "
+       "each pixel of the image is the film's average over it; false = the modulus itself",
+       label="pixel averages"),
     _P("precision", "single", str, "phasing", "floating-point precision",
        choices=("single", "double"), label="precision"),
     _P("backend", "numpy", str, "phasing", "array library", choices=("numpy", "cupy"),

@@ -5,7 +5,9 @@ All starts advance together as one batch array ``(n_starts, nx[, ny], nz)``
 modulus where the detector measured and leaves masked pixels free; the
 real-space projection keeps the object inside a support that starts as the
 measured film slab x coherent patch (a box) and is refined by shrink-wrap
-inside that box.
+inside that box. The runs are grids of pixel averages of the film: the
+measured modulus is damped by the transform of one pixel before it is
+imposed (:func:`pixel_transfer`).
 
 References
 ----------
@@ -34,7 +36,7 @@ from .errors import ParameterError
 from .params import defaults as _defaults
 
 __all__ = ["ALGORITHMS", "PhasingResult", "parse_algorithm", "initial_support",
-           "phase_retrieval", "concatenate", "poisson_llk"]
+           "pixel_transfer", "phase_retrieval", "concatenate", "poisson_llk"]
 
 ALGORITHMS = ("ER", "HIO", "RAAR")
 
@@ -118,6 +120,40 @@ def parse_algorithm(sequence: str) -> list[tuple[str, int]]:
     return steps
 
 
+def pixel_transfer(shape: tuple) -> np.ndarray:
+    """How averaging over one pixel damps the map: ``prod_axes sinc((k - n // 2) / n)``.
+
+    A map measures the continuous Fourier transform ``F(q)`` of the film,
+    while a run is a grid of numbers, one per pixel. Taken as the film's
+    averages over the pixels, the grid's discrete transform is ``F(q)``
+    times the transform of a pixel-wide box, ``sinc(q d / 2)`` along each
+    axis (0.64 at the edge of the map), plus the aliases of ``F`` beyond
+    the grid's Nyquist frequency, which this leaves out. Phasing against
+    ``sqrt(I) x pixel_transfer`` instead of ``sqrt(I)`` asks the runs for
+    those averages, which is what the image and the truth of a benchmark
+    are; against ``sqrt(I)`` itself they are the band-limited film sampled
+    at the pixel centres, whose sharp interfaces ring. On the validation
+    family with every preprocessing number true it took 48 of 120 draws
+    closer to the truth and 29 further (see README, "Validation family").
+
+    Parameters
+    ----------
+    shape
+        The prepared map's shape, Bragg peak at ``n // 2`` of every axis.
+
+    Returns
+    -------
+    numpy.ndarray
+        Float ``shape``, between ``(2 / pi) ** ndim`` and 1 (at the peak).
+    """
+    transfer = np.ones(shape)
+    for axis, n in enumerate(shape):
+        k = np.arange(n) - n // 2
+        transfer = transfer * np.sinc(k / n).reshape([-1 if a == axis else 1
+                                                      for a in range(len(shape))])
+    return transfer
+
+
 def initial_support(shape: tuple, pixel_nm: tuple, *, thickness_nm: float, patch_nm: float,
                     margin: float = 1.15) -> np.ndarray:
     """The box that must hold the film: slab x coherent patch, enlarged.
@@ -189,6 +225,7 @@ def phase_retrieval(prepared, *, n_starts: int = _D["n_starts"], seed: int = 0, 
                     psf_fwhm_px: float = _D["psf_fwhm_px"],
                     psf_start: float = _D["psf_start"],
                     psf_update_every: int = _D["psf_update_every"],
+                    pixel_average: bool = _D["pixel_average"],
                     precision: str = _D["precision"], backend: str | Backend = _D["backend"],
                     batch_size: int | None = None,
                     progress: Callable[[int, int], None] | None = None) -> PhasingResult:
@@ -236,6 +273,11 @@ def phase_retrieval(prepared, *, n_starts: int = _D["n_starts"], seed: int = 0, 
     psf_update_every
         Iterations between Richardson-Lucy updates of the PSF (0 = keep the
         initial Gaussian).
+    pixel_average
+        Phase against the measured modulus damped by :func:`pixel_transfer`,
+        so that each pixel of a run is the film's average over it (the
+        Fourier errors are then against that damped modulus; the LLK is
+        always against the counts). False: against the modulus itself.
     precision
         {"single", "double"}.
     backend
@@ -257,9 +299,11 @@ def phase_retrieval(prepared, *, n_starts: int = _D["n_starts"], seed: int = 0, 
     steps = parse_algorithm(algorithm)
     n_iterations = sum(n for _, n in steps)
     be = backend if isinstance(backend, Backend) else get_backend(backend, precision)
-    intensity = np.clip(np.nan_to_num(np.asarray(prepared.intensity, float)), 0, None)
+    counts = np.clip(np.nan_to_num(np.asarray(prepared.intensity, float)), 0, None)
     measured_c = ~np.asarray(prepared.mask, bool)
-    shape = intensity.shape
+    shape = counts.shape
+    transfer2 = pixel_transfer(shape) ** 2 if pixel_average else np.ones(shape)
+    intensity = counts * transfer2  # what the runs' pixel grids must reproduce
     support0 = initial_support(shape, tuple(prepared.pixel_nm),
                                thickness_nm=prepared.thickness_nm,
                                patch_nm=prepared.patch_nm, margin=support_margin)
@@ -290,7 +334,8 @@ def phase_retrieval(prepared, *, n_starts: int = _D["n_starts"], seed: int = 0, 
     for b0 in range(0, n_starts, batch_size):
         ks = np.arange(start + b0, start + min(b0 + batch_size, n_starts))
         obj, sup, err, hist, llk, psf = _run_batch(
-            be, intensity, measured_c, support0, ks, seed=seed, steps=steps, beta=beta,
+            be, intensity, measured_c, support0, ks, counts=counts, transfer2=transfer2,
+            seed=seed, steps=steps, beta=beta,
             shrink_wrap_every=shrink_wrap_every, threshold=shrink_wrap_threshold,
             sigma_px=sigma_px, amplitude_constraint=amplitude_constraint,
             period_px=period_px, psf0=psf0, psf_start_it=int(round(psf_start * n_iterations)),
@@ -308,7 +353,7 @@ def phase_retrieval(prepared, *, n_starts: int = _D["n_starts"], seed: int = 0, 
                   shrink_wrap_sigma_nm=shrink_wrap_sigma_nm,
                   amplitude_constraint=amplitude_constraint, psf_fwhm_px=psf_fwhm_px,
                   psf_start=psf_start, psf_update_every=psf_update_every,
-                  precision=precision, backend=be.name)
+                  pixel_average=bool(pixel_average), precision=precision, backend=be.name)
     return PhasingResult(
         objects=np.concatenate(out_objects), supports=np.concatenate(out_supports),
         fourier_error=np.concatenate(out_err), llk=np.concatenate(out_llk),
@@ -356,7 +401,8 @@ def _initial_objects(be: Backend, psi, start_amp, support0, ks, seed):
         psi[j] = be.asarray(np.fft.fftshift(start_obj) * support0, be.complex_dtype)
 
 
-def _run_batch(be: Backend, intensity, measured_c, support0, ks, *, seed, steps, beta,
+def _run_batch(be: Backend, intensity, measured_c, support0, ks, *, counts, transfer2, seed,
+               steps, beta,
                shrink_wrap_every, threshold, sigma_px, amplitude_constraint, period_px,
                psf0, psf_start_it, psf_update_every, progress):
     """Advance the starts ``ks`` through ``steps``.
@@ -381,6 +427,10 @@ def _run_batch(be: Backend, intensity, measured_c, support0, ks, *, seed, steps,
     Partial coherence (``psf0`` not None): from iteration ``psf_start_it``
     the Fourier projection is the one of :class:`PartialCoherence`, each
     start's PSF refined every ``psf_update_every`` iterations.
+
+    ``intensity`` is what the runs' transforms must reproduce (the counts
+    times ``transfer2``, see :func:`pixel_transfer`); the final LLK is the
+    model's divided by ``transfer2`` against the ``counts``.
 
     Returns the objects, supports, final Fourier errors, error histories,
     Poisson LLK and centred PSFs (None without the model) of the starts, as
@@ -551,7 +601,8 @@ def _run_batch(be: Backend, intensity, measured_c, support0, ks, *, seed, steps,
     for g in range(n_threads):
         free_scratch.put(g)
 
-    data = np.fft.ifftshift(intensity).ravel()
+    data = np.fft.ifftshift(counts).ravel()
+    to_counts = 1.0 / np.fft.ifftshift(transfer2).ravel()
     meas = np.fft.ifftshift(measured_c).ravel()
     llk = np.empty(n)
 
@@ -571,7 +622,7 @@ def _run_batch(be: Backend, intensity, measured_c, support0, ks, *, seed, steps,
                 model = be.asnumpy(scratch[g].coherence.model(F_flat[c], otf[c], plan))
             else:
                 model = be.asnumpy(xp.abs(F_flat[c])) ** 2 * plan.modulus_scale ** 2
-            llk[c] = poisson_llk(model, data, meas)
+            llk[c] = poisson_llk(model * to_counts, data, meas)
         finally:
             free_scratch.put(g)
 

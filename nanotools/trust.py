@@ -82,6 +82,7 @@ from scipy import stats
 from .analysis import align_supercell
 from .errors import NanotoolsError
 from .params import defaults as _defaults
+from .phasing import pixel_transfer
 
 __all__ = ["SHARED_ERROR_PER_SPREAD", "PRIOR_FIT_TOLERANCE", "TrustEstimate", "split_halves",
            "poisson_sqrt_variance", "poisson_noise_floor", "model_intensity", "member_spread",
@@ -227,16 +228,20 @@ def poisson_sqrt_variance(lam: np.ndarray) -> np.ndarray:
     return np.where(lam > np.exp(log_grid[-1]), large, small)
 
 
-def model_intensity(obj: np.ndarray) -> np.ndarray:
+def model_intensity(obj: np.ndarray, *, pixel_average: bool = False) -> np.ndarray:
     """The intensity a real-space run predicts, on the map's grid.
 
     ``|FFT(obj)|^2`` with the unitary transform that phase retrieval uses,
-    Bragg peak at ``n // 2`` of every axis like the prepared map.
+    Bragg peak at ``n // 2`` of every axis like the prepared map; divided by
+    :func:`~nanotools.phasing.pixel_transfer` squared for a run of pixel
+    averages (phased with ``pixel_average``).
 
     Parameters
     ----------
     obj
         Complex run ``(nx[, ny], nz)``, film centred.
+    pixel_average
+        Whether ``obj`` holds the film's pixel averages.
 
     Returns
     -------
@@ -244,11 +249,12 @@ def model_intensity(obj: np.ndarray) -> np.ndarray:
         Expected counts per pixel, float, ``obj``'s shape.
     """
     F = np.fft.fftshift(np.fft.fftn(np.fft.ifftshift(obj), norm="ortho"))
-    return np.abs(F) ** 2
+    model = np.abs(F) ** 2
+    return model / pixel_transfer(model.shape) ** 2 if pixel_average else model
 
 
 def poisson_noise_floor(model: np.ndarray, intensity: np.ndarray, mask: np.ndarray, *,
-                        background: float = 0.0) -> float:
+                        background: float = 0.0, weight: np.ndarray | None = None) -> float:
     """Fourier error a perfect model would have, from Poisson noise alone.
 
     ``sqrt(sum_i E[(sqrt(k_i) - sqrt(lam_i))^2] / sum_i I_i)`` over the
@@ -267,6 +273,11 @@ def poisson_noise_floor(model: np.ndarray, intensity: np.ndarray, mask: np.ndarr
         Bool, same shape, True = not measured.
     background
         Flat background per pixel that was subtracted (counts).
+    weight
+        Per-pixel weight of the squared misfits (the map's shape), as in a
+        Fourier error against ``sqrt(I) sqrt(weight)``: phasing with
+        ``pixel_average`` weighs by :func:`~nanotools.phasing.pixel_transfer`
+        squared. None: 1.
 
     Returns
     -------
@@ -275,10 +286,11 @@ def poisson_noise_floor(model: np.ndarray, intensity: np.ndarray, mask: np.ndarr
     """
     measured = ~np.asarray(mask, bool)
     lam = np.maximum(np.asarray(model, float)[measured], 0.0) + max(float(background), 0.0)
-    total = float(np.clip(np.asarray(intensity, float)[measured], 0, None).sum())
+    w = 1.0 if weight is None else np.asarray(weight, float)[measured]
+    total = float((np.clip(np.asarray(intensity, float)[measured], 0, None) * w).sum())
     if total <= 0:
         return float("nan")
-    return float(np.sqrt(poisson_sqrt_variance(lam).sum() / total))
+    return float(np.sqrt((poisson_sqrt_variance(lam) * w).sum() / total))
 
 
 def member_spread(cells: np.ndarray, reference: np.ndarray) -> float:
@@ -503,9 +515,14 @@ def estimate_trust(phasing, prepared, patterns, *, find=None, find_kwargs: dict 
     fourier_error = float(np.median(errors[chosen_runs]))
     best = np.nonzero(chosen_runs)[0][np.argmin(errors[chosen_runs])]
     obj = np.asarray(phasing.objects[best])
-    floor = poisson_noise_floor(model_intensity(obj), prepared.intensity, prepared.mask,
+    # in the units of the runs' Fourier errors: against the damped modulus
+    # for runs of pixel averages
+    pixels = bool(getattr(phasing, "parameters", {}).get("pixel_average", False))
+    floor = poisson_noise_floor(model_intensity(obj, pixel_average=pixels), prepared.intensity,
+                                prepared.mask,
                                 background=float(getattr(prepared, "background", 0.0) or 0.0)
-                                * int(getattr(prepared, "bin", 1) or 1) ** obj.ndim)
+                                * int(getattr(prepared, "bin", 1) or 1) ** obj.ndim,
+                                weight=pixel_transfer(obj.shape) ** 2 if pixels else None)
     spread_members = member_spread(patterns.supercells, patterns.best.mean)
     prior = free_fit = None
     if prior_free is not None:

@@ -13,9 +13,16 @@ from _small import FAST_ALGORITHM, small_simulation
 
 # Measured (seed 0 is what the test runs; seeds 0-3 give the spread a change
 # of random draws brings): laminate 0.030 (0.023-0.045), bent_wave 0.102
-# (0.035-0.102). Bound: the worst of seeds 0-3 plus 15 %, so a change that
-# only redraws the starts passes and a real loss of quality does not.
+# (0.035-0.102); with this release's round-off, seed 0 gives laminate 0.045
+# and bent_wave 0.098. Bound: the worst of seeds 0-3 plus 15 %, so a change
+# that only redraws the starts passes and a real loss of quality does not.
 # Reproduce: this test with seed=s in reconstruct_file, s = 0..3.
+# The tuned simulator's map is the exact DFT of the grid its truth lives on
+# (point samples of a band-limited film), so these runs use the model that
+# matches it, pixel_average false; at the default (pixel averages, for maps
+# that are the Fourier transform of a real film) the laminate is 0.058,
+# the bent wave 0.050 (tests/test_phasing.py tests pixel averages on a
+# family draw).
 SMALL_BOUND = {"laminate": 0.052, "bent_wave": 0.118}
 
 
@@ -26,7 +33,7 @@ def test_small_film_recovered_from_its_file(tmp_path, texture):
     error at seed 0: laminate 0.030, bent_wave 0.102 (bounds above)."""
     sim = small_simulation(texture)
     src = write_map(tmp_path / "map.h5", sim.rsm)
-    params = dict(n_starts=8, algorithm=FAST_ALGORITHM, n_clusters=2)
+    params = dict(n_starts=8, algorithm=FAST_ALGORITHM, n_clusters=2, pixel_average=False)
     reconstruct_file(src, tmp_path / "result.h5", params, seed=0, progress=False)
     res = read_result(tmp_path / "result.h5")
     assert res["supercell"]["period_nm"] == pytest.approx(8.0, rel=0.01)

@@ -18,7 +18,7 @@ import pytest
 import scipy.fft
 import scipy.ndimage
 
-from nanotools.phasing import initial_support, parse_algorithm, phase_retrieval
+from nanotools.phasing import initial_support, parse_algorithm, phase_retrieval, pixel_transfer
 from nanotools.simulate import simulate_map
 
 from _small import prepared_from_truth
@@ -27,13 +27,15 @@ from _small import prepared_from_truth
 # ---------------------------------------------------------------- reference
 def _reference_run(prepared, *, n_starts, seed, algorithm, beta=0.9, support_margin=1.15,
                    shrink_wrap_every=20, shrink_wrap_threshold=0.12, shrink_wrap_sigma_nm=2.0,
-                   amplitude_constraint=0.5, precision="double"):
+                   amplitude_constraint=0.5, pixel_average=True, precision="double"):
     cdt = np.complex64 if precision == "single" else np.complex128
     rdt = np.float32 if precision == "single" else np.float64
     fft = lambda a: scipy.fft.fftn(a, axes=tuple(range(1, a.ndim)), norm="ortho")  # noqa: E731
     ifft = lambda a: scipy.fft.ifftn(a, axes=tuple(range(1, a.ndim)), norm="ortho")  # noqa: E731
     steps = parse_algorithm(algorithm)
     intensity = np.clip(np.nan_to_num(np.asarray(prepared.intensity, float)), 0, None)
+    if pixel_average:  # the runs are pixel averages: the modulus damped by one pixel's transform
+        intensity = intensity * pixel_transfer(intensity.shape) ** 2
     measured_c = ~np.asarray(prepared.mask, bool)
     support0 = initial_support(intensity.shape, tuple(prepared.pixel_nm),
                                thickness_nm=prepared.thickness_nm,

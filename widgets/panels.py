@@ -134,7 +134,8 @@ class PhasingPanel(StagePanel):
     title = "3. Phase retrieval"
     parameter_names = ("n_starts", "algorithm", "beta", "support_margin", "shrink_wrap_every",
                        "shrink_wrap_threshold", "shrink_wrap_sigma_nm", "amplitude_constraint",
-                       "psf_fwhm_px", "psf_start", "psf_update_every", "precision", "backend")
+                       "psf_fwhm_px", "psf_start", "psf_update_every", "pixel_average",
+                       "precision", "backend")
     extra_controls = (("seed", _seed_control),)
 
     def __init__(self, prepared: Any, *, chunks: int = 4, **kwargs: Any):
