@@ -66,7 +66,7 @@ def test_pixel_transfer_is_the_transform_of_one_pixel():
                         for dx in sub for dz in sub], axis=0)
     spectrum = lambda a: np.fft.fftshift(np.fft.fft2(a))  # noqa: E731
     assert np.allclose(spectrum(averages), spectrum(centres) * pixel_transfer(n),
-                       atol=2e-3 * np.abs(spectrum(centres)).max())  # measured 1.2e-3 (0.48 without)
+                       atol=2e-3 * np.abs(spectrum(centres)).max())  # 1.2e-3 (0.48 without)
     t = pixel_transfer((8, 6, 4))
     assert t[4, 3, 2] == 1 and t[0, 3, 2] == pytest.approx(2 / np.pi)
     assert t[0, 0, 0] == pytest.approx((2 / np.pi) ** 3)
