@@ -501,9 +501,10 @@ def find_supercells(phasing, prepared, *, n_clusters: int = _D["n_clusters"],
     refinement = None
     if refine_iterations > 0 and two_d:
         try:
-            refinement = refine_supercell(prepared, chosen.mean,
-                                          refine_iterations=refine_iterations,
-                                          refine_prior=refine_prior)
+            refinement = refine_supercell(
+                prepared, chosen.mean, refine_iterations=refine_iterations,
+                refine_prior=refine_prior,
+                pixel_average=bool(getattr(phasing, "parameters", {}).get("pixel_average")))
         except (ParameterError, np.linalg.LinAlgError, ValueError) as exc:
             notes.append(f"the chosen average was not refined: {exc}")
         else:

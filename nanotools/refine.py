@@ -53,6 +53,7 @@ from scipy import optimize
 
 from .analysis import align_supercell
 from .errors import ParameterError
+from .phasing import pixel_transfer
 
 __all__ = ["RefinedSupercell", "SupercellModel", "refine_supercell"]
 
@@ -122,11 +123,17 @@ class SupercellModel:
     columns
         ``(first, stop)`` columns of the real-space grid where the envelope
         may be non-zero.
+    pixel_average
+        Model the film's pixel averages, as phasing does by default: the
+        data's modulus damped by :func:`~nanotools.phasing.pixel_transfer`.
     """
 
-    def __init__(self, prepared, n_cell: int, n_rows: int, columns: tuple):
+    def __init__(self, prepared, n_cell: int, n_rows: int, columns: tuple, *,
+                 pixel_average: bool = False):
         intensity = np.clip(np.nan_to_num(np.asarray(prepared.intensity, float)), 0, None)
         self.data = np.sqrt(intensity)
+        if pixel_average:
+            self.data = self.data * pixel_transfer(intensity.shape)
         self.measured = ~np.asarray(prepared.mask, bool)
         self.nx, self.nz = intensity.shape
         if n_rows > self.nz:
@@ -321,7 +328,8 @@ def _fit(model: SupercellModel, c0, w0, alpha0, *, prior: float, iterations: int
 
 
 def refine_supercell(prepared, cell: np.ndarray, *, refine_iterations: int = 300,
-                     refine_prior: float = 1.0) -> RefinedSupercell:
+                     refine_prior: float = 1.0, pixel_average: bool = False
+                     ) -> RefinedSupercell:
     """Refine a supercell as a periodic texture through a coherent patch
     against the whole map (see the module notes).
 
@@ -338,6 +346,9 @@ def refine_supercell(prepared, cell: np.ndarray, *, refine_iterations: int = 300
     refine_prior
         Weight of the displacement prior relative to the data term (0: the
         prior-free fit only).
+    pixel_average
+        Whether ``cell`` holds the film's pixel averages (phased with
+        ``pixel_average``); see :class:`SupercellModel`.
 
     Returns
     -------
@@ -361,7 +372,7 @@ def refine_supercell(prepared, cell: np.ndarray, *, refine_iterations: int = 300
     x_nm = (np.arange(*columns) - nx // 2) * dx
     w0 = scipy.ndimage.gaussian_filter1d((np.abs(x_nm) <= patch / 2).astype(float),
                                          0.25 * period / dx) + 1e-3
-    model = SupercellModel(prepared, *cell.shape, columns)
+    model = SupercellModel(prepared, *cell.shape, columns, pixel_average=pixel_average)
 
     # where the texture sits in the patch matters to the interference terms:
     # try every whole-pixel position of the average with its envelope and
