@@ -22,3 +22,15 @@ def prepared_from_truth(sim, background=1.0):
         pixel_nm=sim.pixel_nm, thickness_nm=sim.thickness_nm,
         patch_nm=sim.parameters["patch_periods"] * sim.period_nm, period_nm=sim.period_nm,
         G=sim.G)
+
+
+def phasing_family_module():
+    """``benchmarks/phasing_family.py`` as a module (its ``run_draw``,
+    ``prepared_from_truth`` and ``true_object`` for family draws)."""
+    import importlib.util
+    from pathlib import Path
+    spec = importlib.util.spec_from_file_location(
+        "phasing_family", Path(__file__).resolve().parents[1] / "benchmarks" / "phasing_family.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

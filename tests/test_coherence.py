@@ -8,7 +8,7 @@ from nanotools.coherence import PartialCoherence, centred, gaussian_psf, psf_fwh
 from nanotools.errors import ParameterError
 from nanotools.phasing import concatenate, phase_retrieval
 
-from _small import prepared_from_truth, small_simulation
+from _small import phasing_family_module, prepared_from_truth, small_simulation
 
 FWHM = 2 * np.sqrt(2 * np.log(2))  # sigma -> full width at half maximum
 
@@ -126,16 +126,6 @@ def test_psf_runs_on_a_3d_map():
     assert np.allclose(r.psf.sum(axis=(1, 2, 3)), 1, rtol=1e-5)
 
 
-def _phasing_family():
-    import importlib.util
-    from pathlib import Path
-    spec = importlib.util.spec_from_file_location(
-        "phasing_family", Path(__file__).resolve().parents[1] / "benchmarks" / "phasing_family.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.parametrize("psf", [0.0, 1.0])
 def test_an_ensemble_map_is_phased(psf):
     """A family draw made as an incoherent sum of 43 jittered patches
@@ -143,7 +133,7 @@ def test_an_ensemble_map_is_phased(psf):
     numbers, 4 short starts: measured errors 0.039 and 0.053 (coherent
     model, two runs: FFTW's measured plans change the round-off) and 0.027
     (PSF model)."""
-    row = _phasing_family().run_draw(
+    row = phasing_family_module().run_draw(
         1010, {"n_starts": 4, "algorithm": "HIO**100 ER**20", "n_clusters": 1,
                "psf_fwhm_px": psf, "psf_start": 0.0, "psf_update_every": 10}, shape=(128, 64))
     assert row["coherence"] == "ensemble" and not row["failure"]

@@ -14,7 +14,7 @@ from nanotools.phasing import (
     poisson_llk,
 )
 
-from _small import FAST_ALGORITHM, prepared_from_truth, small_simulation
+from _small import FAST_ALGORITHM, phasing_family_module, prepared_from_truth, small_simulation
 
 
 @pytest.fixture(scope="module")
@@ -78,15 +78,9 @@ def test_pixel_averages_of_the_true_film_are_closer_to_its_supercell():
     supercells 0.0191 from the truth (each pixel the field's average over
     it); damped by pixel_transfer first, 0.0152. So a run of pixel
     averages can come closer to the truth than the band-limited film."""
-    import importlib.util
-    from pathlib import Path
-
     from nanotools.phasing import PhasingResult
     from nanotools.simulate.family import draw_family_member
-    spec = importlib.util.spec_from_file_location(
-        "phasing_family", Path(__file__).resolve().parents[1] / "benchmarks" / "phasing_family.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = phasing_family_module()
     member = draw_family_member(1001)
     prep = bench.prepared_from_truth(member)
     errors = []
