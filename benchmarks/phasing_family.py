@@ -44,7 +44,7 @@ from nanotools.patterns import find_supercells
 from nanotools.phasing import phase_retrieval, pixel_transfer
 from nanotools.preprocess import PreparedMap, centre_and_crop, subtract_background
 from nanotools.simulate.family import draw_family_member
-from nanotools.trust import model_intensity, poisson_noise_floor
+from nanotools.trust import run_noise_floor
 
 
 def prepared_from_truth(member) -> PreparedMap:
@@ -84,10 +84,8 @@ def fourier_error(obj: np.ndarray, prep: PreparedMap, pixel_average: bool) -> fl
 
 def misfit_ratio(obj: np.ndarray, prep: PreparedMap, pixel_average: bool) -> float:
     """Fourier error of ``obj`` over the Poisson floor of its own model."""
-    floor = poisson_noise_floor(model_intensity(obj, pixel_average=pixel_average),
-                                prep.intensity, prep.mask, background=prep.background,
-                                weight=pixel_transfer(obj.shape) ** 2 if pixel_average else None)
-    return fourier_error(obj, prep, pixel_average) / floor
+    return (fourier_error(obj, prep, pixel_average)
+            / run_noise_floor(obj, prep, pixel_average=pixel_average))
 
 
 def true_object(member, prep: PreparedMap, pixel_average: bool = False) -> np.ndarray | None:

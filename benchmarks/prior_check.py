@@ -29,7 +29,7 @@ from nanotools.params import defaults
 from nanotools.patterns import find_supercells
 from nanotools.phasing import phase_retrieval
 from nanotools.simulate.family import draw_family_member
-from nanotools.trust import model_intensity, poisson_noise_floor
+from nanotools.trust import run_noise_floor
 
 
 def run_draw(seed: int) -> dict:
@@ -43,9 +43,8 @@ def run_draw(seed: int) -> dict:
         ph = phase_retrieval(prep, seed=0, amplitude_constraint=strength)
         found = find_supercells(ph, prep, seed=0)
         truth = member.supercell(len(found.x_nm), float(found.z_nm[1] - found.z_nm[0]))
-        best = ph.objects[int(np.argmin(ph.fourier_error))]
-        floor = poisson_noise_floor(model_intensity(best), prep.intensity, prep.mask,
-                                    background=prep.background)
+        floor = run_noise_floor(ph.objects[int(np.argmin(ph.fourier_error))], prep,
+                                pixel_average=ph.parameters["pixel_average"])
         images[name] = found.best.mean
         row[f"error_{name}"] = float(compare_supercells(found.best.mean, truth))
         row[f"misfit_{name}"] = float(np.sort(ph.fourier_error)[:8].mean() / floor)

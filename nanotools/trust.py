@@ -85,7 +85,8 @@ from .params import defaults as _defaults
 from .phasing import pixel_transfer
 
 __all__ = ["SHARED_ERROR_PER_SPREAD", "PRIOR_FIT_TOLERANCE", "TrustEstimate", "split_halves",
-           "poisson_sqrt_variance", "poisson_noise_floor", "model_intensity", "member_spread",
+           "poisson_sqrt_variance", "poisson_noise_floor", "model_intensity", "run_noise_floor",
+           "member_spread",
            "half_map_difference", "trust_verdict", "estimate_trust", "prior_free_starts"]
 
 
@@ -291,6 +292,36 @@ def poisson_noise_floor(model: np.ndarray, intensity: np.ndarray, mask: np.ndarr
     if total <= 0:
         return float("nan")
     return float(np.sqrt((poisson_sqrt_variance(lam) * w).sum() / total))
+
+
+def run_noise_floor(obj: np.ndarray, prepared, *, pixel_average: bool = False) -> float:
+    """The Poisson floor of a run's Fourier error, in that error's units.
+
+    :func:`poisson_noise_floor` of the run's own model, with the background
+    that preprocessing subtracted (per binned pixel) and, for a run of pixel
+    averages, the weights of the damped modulus its Fourier error is
+    measured against.
+
+    Parameters
+    ----------
+    obj
+        Complex run ``(nx[, ny], nz)``, film centred.
+    prepared
+        The :class:`~nanotools.preprocess.PreparedMap` it was phased from.
+    pixel_average
+        Whether the run was phased with ``pixel_average``.
+
+    Returns
+    -------
+    float
+        The floor (NaN for a map without counts).
+    """
+    obj = np.asarray(obj)
+    background = (float(getattr(prepared, "background", 0.0) or 0.0)
+                  * int(getattr(prepared, "bin", 1) or 1) ** obj.ndim)
+    return poisson_noise_floor(model_intensity(obj, pixel_average=pixel_average),
+                               prepared.intensity, prepared.mask, background=background,
+                               weight=pixel_transfer(obj.shape) ** 2 if pixel_average else None)
 
 
 def member_spread(cells: np.ndarray, reference: np.ndarray) -> float:
@@ -514,15 +545,8 @@ def estimate_trust(phasing, prepared, patterns, *, find=None, find_kwargs: dict 
     errors = np.asarray(phasing.fourier_error, float)
     fourier_error = float(np.median(errors[chosen_runs]))
     best = np.nonzero(chosen_runs)[0][np.argmin(errors[chosen_runs])]
-    obj = np.asarray(phasing.objects[best])
-    # in the units of the runs' Fourier errors: against the damped modulus
-    # for runs of pixel averages
-    pixels = bool(getattr(phasing, "parameters", {}).get("pixel_average", False))
-    floor = poisson_noise_floor(model_intensity(obj, pixel_average=pixels), prepared.intensity,
-                                prepared.mask,
-                                background=float(getattr(prepared, "background", 0.0) or 0.0)
-                                * int(getattr(prepared, "bin", 1) or 1) ** obj.ndim,
-                                weight=pixel_transfer(obj.shape) ** 2 if pixels else None)
+    floor = run_noise_floor(phasing.objects[best], prepared, pixel_average=bool(
+        getattr(phasing, "parameters", {}).get("pixel_average", False)))
     spread_members = member_spread(patterns.supercells, patterns.best.mean)
     prior = free_fit = None
     if prior_free is not None:
