@@ -41,7 +41,7 @@ import numpy as np
 from nanotools.analysis import compare_supercells
 from nanotools.params import defaults, parse_pairs
 from nanotools.patterns import find_supercells
-from nanotools.phasing import phase_retrieval, pixel_transfer
+from nanotools.phasing import phase_retrieval, pixel_averaged, pixel_transfer
 from nanotools.preprocess import PreparedMap, centre_and_crop, subtract_background
 from nanotools.simulate.family import draw_family_member
 from nanotools.trust import run_noise_floor
@@ -126,7 +126,7 @@ def run_draw(seed: int, params: dict, *, shape=(256, 128), pipeline_seed: int = 
             row["average"] = float(compare_supercells(found.best.average, truth))
         row["best_cluster"] = min(float(compare_supercells(c.mean, truth))
                                   for c in found.clusters)
-        pixels = bool(ph.parameters.get("pixel_average", False))
+        pixels = pixel_averaged(ph)
         row["run_misfit"] = misfit_ratio(ph.objects[int(np.argmin(ph.fourier_error))], prep,
                                          pixels)
         obj = true_object(member, prep, pixels)

@@ -27,7 +27,7 @@ from phasing_family import prepared_from_truth
 from nanotools.analysis import compare_supercells
 from nanotools.params import defaults
 from nanotools.patterns import find_supercells
-from nanotools.phasing import phase_retrieval
+from nanotools.phasing import phase_retrieval, pixel_averaged
 from nanotools.simulate.family import draw_family_member
 from nanotools.trust import run_noise_floor
 
@@ -44,7 +44,7 @@ def run_draw(seed: int) -> dict:
         found = find_supercells(ph, prep, seed=0)
         truth = member.supercell(len(found.x_nm), float(found.z_nm[1] - found.z_nm[0]))
         floor = run_noise_floor(ph.objects[int(np.argmin(ph.fourier_error))], prep,
-                                pixel_average=ph.parameters["pixel_average"])
+                                pixel_average=pixel_averaged(ph))
         images[name] = found.best.mean
         row[f"error_{name}"] = float(compare_supercells(found.best.mean, truth))
         row[f"misfit_{name}"] = float(np.sort(ph.fourier_error)[:8].mean() / floor)

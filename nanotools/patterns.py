@@ -36,6 +36,7 @@ import numpy as np
 from .analysis import align_supercell, displacement, supercell_half_rows
 from .errors import InputError, ParameterError
 from .params import defaults as _defaults
+from .phasing import pixel_averaged
 from .refine import RefinedSupercell, refine_supercell
 
 __all__ = ["ClusterAverage", "PatternResult", "sinusoidal_test_function", "locate_supercells",
@@ -504,7 +505,7 @@ def find_supercells(phasing, prepared, *, n_clusters: int = _D["n_clusters"],
             refinement = refine_supercell(
                 prepared, chosen.mean, refine_iterations=refine_iterations,
                 refine_prior=refine_prior,
-                pixel_average=bool(getattr(phasing, "parameters", {}).get("pixel_average")))
+                pixel_average=pixel_averaged(phasing))
         except (ParameterError, np.linalg.LinAlgError, ValueError) as exc:
             notes.append(f"the chosen average was not refined: {exc}")
         else:

@@ -36,7 +36,7 @@ from .errors import ParameterError
 from .params import defaults as _defaults
 
 __all__ = ["ALGORITHMS", "PhasingResult", "parse_algorithm", "initial_support",
-           "pixel_transfer", "phase_retrieval", "concatenate", "poisson_llk"]
+           "pixel_transfer", "pixel_averaged", "phase_retrieval", "concatenate", "poisson_llk"]
 
 ALGORITHMS = ("ER", "HIO", "RAAR")
 
@@ -154,6 +154,23 @@ def pixel_transfer(shape: tuple) -> np.ndarray:
         transfer = transfer * np.sinc(k / n).reshape([-1 if a == axis else 1
                                                       for a in range(len(shape))])
     return transfer
+
+
+def pixel_averaged(phasing) -> bool:
+    """Whether the runs of ``phasing`` are the film's pixel averages (phased
+    with ``pixel_average``), from its parameters; False for a result without
+    them (made before the parameter existed, or a bare stand-in).
+
+    Parameters
+    ----------
+    phasing
+        A :class:`PhasingResult` or anything with its ``objects``.
+
+    Returns
+    -------
+    bool
+    """
+    return bool(getattr(phasing, "parameters", {}).get("pixel_average", False))
 
 
 def initial_support(shape: tuple, pixel_nm: tuple, *, thickness_nm: float, patch_nm: float,

@@ -82,7 +82,7 @@ from scipy import stats
 from .analysis import align_supercell
 from .errors import NanotoolsError
 from .params import defaults as _defaults
-from .phasing import pixel_transfer
+from .phasing import pixel_averaged, pixel_transfer
 
 __all__ = ["SHARED_ERROR_PER_SPREAD", "PRIOR_FIT_TOLERANCE", "TrustEstimate", "split_halves",
            "poisson_sqrt_variance", "poisson_noise_floor", "model_intensity", "run_noise_floor",
@@ -545,8 +545,8 @@ def estimate_trust(phasing, prepared, patterns, *, find=None, find_kwargs: dict 
     errors = np.asarray(phasing.fourier_error, float)
     fourier_error = float(np.median(errors[chosen_runs]))
     best = np.nonzero(chosen_runs)[0][np.argmin(errors[chosen_runs])]
-    floor = run_noise_floor(phasing.objects[best], prepared, pixel_average=bool(
-        getattr(phasing, "parameters", {}).get("pixel_average", False)))
+    floor = run_noise_floor(phasing.objects[best], prepared,
+                            pixel_average=pixel_averaged(phasing))
     spread_members = member_spread(patterns.supercells, patterns.best.mean)
     prior = free_fit = None
     if prior_free is not None:
