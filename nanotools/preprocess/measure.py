@@ -390,6 +390,119 @@ def _on_comb(comb: SatelliteComb, profile: np.ndarray) -> bool:
     return bool(miss <= max(2.0, 0.25 * abs(comb.spacing_px)))
 
 
+#: Satellite spacings (pixels) are scanned from this one up, in steps of
+#: :data:`_COMB_STEP_PX`: closer satellites would overlap their own width.
+_MIN_SPACING_PX = 4.0
+_COMB_STEP_PX = 0.05
+#: Two combs agree when their spacings differ by less than this share.
+_COMB_AGREE = 0.05
+
+
+def _comb_score(profile: np.ndarray, centre: float, spacings: np.ndarray) -> np.ndarray:
+    """How well teeth at ``centre +- k s`` (k = 1, 2, ...) sit on the peaks of
+    ``profile``, for each spacing ``s``: the sum over the teeth inside the
+    profile of its logarithm's 3-pixel maximum at the tooth minus the mean
+    of the same at the two midpoints beside it. Teeth on satellites count
+    their contrast; teeth laid at random count 0 on average, so the right
+    spacing beats its halves (half the teeth fall between satellites, with
+    satellites beside them) and its multiples (fewer teeth, satellites at
+    their midpoints). NaN samples (a masked rod, a gap) are skipped; -inf
+    where fewer than one tooth on each side remains."""
+    n = len(profile)
+    logp = np.log(np.maximum(profile, 0.0) + 1.0)
+    top = ndimage.maximum_filter1d(np.where(np.isfinite(logp), logp, -np.inf), 3)
+    scores = np.full(len(spacings), -np.inf)
+    for i, s in enumerate(spacings):
+        k = np.arange(1, int((n - 1) / s) + 2)
+        x = np.concatenate([centre + k * s, centre - k * s])
+        side = np.concatenate([np.ones(len(k)), -np.ones(len(k))])
+        inside = (x >= 1) & (x <= n - 2)
+        x, side = x[inside], side[inside]
+        mids = np.clip(np.rint([x - side * s / 2, x + side * s / 2]).astype(int), 0, n - 1)
+        with np.errstate(invalid="ignore"):  # -inf - -inf: a masked tooth and midpoint
+            contrast = top[np.rint(x).astype(int)] - 0.5 * (top[mids[0]] + top[mids[1]])
+        good = np.isfinite(contrast)
+        if (good & (side > 0)).any() and (good & (side < 0)).any():
+            scores[i] = contrast[good].sum()
+    return scores
+
+
+def _comb_about_centre(profile: np.ndarray, centre: float) -> SatelliteComb | None:
+    """The comb of satellites symmetric about a known Bragg peak.
+
+    The spacing that scores best (:func:`_comb_score`) is taken as a guess;
+    each tooth is then the local maximum within a fifth of a spacing of its
+    guess (NaN-free, at least a pixel), refined to a sub-pixel position, and
+    the line is fitted as in :func:`satellite_comb`. Unlike the search that
+    follows the orders outward one by one, it needs nothing at the centre
+    (a masked specular rod, a zeroth order weaker than its side lobes) and
+    weighs every order at once. None where fewer than two teeth are found.
+    """
+    n = len(profile)
+    room = max(centre, n - 1 - centre)
+    spacings = np.arange(_MIN_SPACING_PX, room, _COMB_STEP_PX)
+    if not spacings.size:
+        return None
+    scores = _comb_score(profile, centre, spacings)
+    if not np.isfinite(scores).any():
+        return None
+    s = float(spacings[int(np.argmax(scores))])
+    orders, positions = [], []
+    for side in (1, -1):
+        for k in range(1, int(room / s) + 2):
+            x = centre + side * k * s
+            reach = max(1.0, 0.2 * s)
+            lo, hi = int(np.floor(x - reach)), int(np.ceil(x + reach))
+            if lo < 1 or hi > n - 2:
+                break
+            if not np.all(np.isfinite(profile[lo - 1:hi + 2])):
+                continue
+            i = lo + int(np.argmax(profile[lo:hi + 1]))
+            # a satellite, as in :func:`_satellite_series`: a local maximum
+            # standing twice and 5 Poisson sigma above the lowest point
+            # within half a spacing (a flat or smooth stretch has none)
+            around = profile[max(int(i - s / 2), 0):min(int(i + s / 2) + 1, n)]
+            floor = max(float(np.nanmin(around)), 0.0)
+            peak = float(profile[i])
+            if (peak >= profile[i - 1] and peak >= profile[i + 1] and peak > 2.0 * floor
+                    and peak - floor > 5.0 * np.sqrt(peak + 1)):
+                orders.append(side * k)
+                positions.append(_refine_max(profile, i))
+    if len(orders) < 2:
+        return None
+    orders, positions = np.array(orders), np.array(positions)
+    strength = np.array([max(np.nan_to_num(profile[int(round(x))]), 1.0) for x in positions])
+    orders, positions, origin, spacing, err = _robust_spacing(orders, positions, strength,
+                                                              pairs=True)
+    return SatelliteComb(origin, spacing, err, orders, positions, profile)
+
+
+def _multiple(ratio: float) -> int:
+    """The whole number ``ratio`` is within :data:`_COMB_AGREE` of (0 if none)."""
+    k = int(round(ratio))
+    return k if k >= 1 and abs(ratio - k) < _COMB_AGREE * ratio else 0
+
+
+def _peak_near(profile: np.ndarray, x: float) -> float:
+    """Largest finite sample within a pixel of ``x`` (0 outside or masked)."""
+    i = int(round(x))
+    part = profile[max(i - 1, 0):min(i + 2, len(profile))]
+    part = part[np.isfinite(part)]
+    return float(part.max()) if part.size else 0.0
+
+
+def _finer_comb_holds(fine: SatelliteComb, k: int, centre: float) -> bool:
+    """Whether a comb ``k`` times finer than another is the texture's: its
+    first orders, beside the Bragg peak, must be at least as bright as its
+    orders +-k (the coarser comb's first orders). Otherwise its extra teeth
+    are the Bragg peak's side lobes or the fringes between satellites (a
+    one-patch map), not satellites."""
+    def brightness(order: int) -> float:
+        return float(np.mean([_peak_near(fine.profile, centre + m * fine.spacing_px)
+                              for m in (-order, order)]))
+    return brightness(1) >= brightness(k)
+
+
 def measure_period(intensity: np.ndarray, mask: np.ndarray | None, q_step, *,
                    axis: int = 0, centre: float | None = None) -> LengthMeasurement:
     """Texture period from the spacing of the satellites.
@@ -440,6 +553,30 @@ def measure_period(intensity: np.ndarray, mask: np.ndarray | None, q_step, *,
     # the first orders beside it, a 12 nm laminate measured as 4.3 nm)
     combs = [c for c in combs if _on_comb(c, c.profile)]
     comb = max(combs, key=lambda c: len(c.orders), default=None)
+    # and the comb laid symmetrically about the peak, every order weighed at
+    # once: it wins where the search outward found nothing (a masked zeroth
+    # order whose side lobes outshine weak satellites), where it found
+    # every other satellite (an autocorrelation that peaks at two
+    # spacings), or where the two disagree otherwise; a coarser one never
+    about = _comb_about_centre(_projection(intensity, mask, axis), float(centre))
+    if about is not None:
+        # the comb is laid from the peak: its on-comb test skips the peak
+        # and its side lobes (within 3/4 of a spacing), which a masked
+        # specular rod leaves as the brightest samples
+        near = np.abs(np.arange(len(about.profile)) - centre) < 0.75 * about.spacing_px
+        if not _on_comb(about, np.where(near, np.nan, about.profile)):
+            about = None
+    if about is not None:
+        if comb is None:
+            comb = about
+        else:
+            finer, coarser = (_multiple(comb.spacing_px / about.spacing_px),
+                              _multiple(about.spacing_px / comb.spacing_px))
+            if finer >= 2:
+                if _finer_comb_holds(about, finer, float(centre)):
+                    comb = about
+            elif finer != 1 and coarser < 2:
+                comb = about
     if comb is None:
         raise InputError("no satellites found along the in-plane axis: cannot measure the "
                          "texture period (give period_nm)")
