@@ -334,6 +334,60 @@ def test_substrate_rod_masked_and_the_film_peak_kept():
     assert any("mask_specular = yes" in n for n in forced.notes)
 
 
+def test_substrate_peak_beside_a_detector_gap_is_masked():
+    """A substrate peak whose top row falls in a detector gap along z: the
+    two-sided sharpness test has no verdict there, and the peak is judged
+    on its measured side (before: left unmasked, and its rod and peak taken
+    for the film's)."""
+    sim = simulate_map("laminate", thickness_nm=24.0)
+    rsm = _with_substrate(sim)
+    nx, nz = rsm.shape
+    spacing = nz * sim.pixel_nm[-1] / sim.thickness_nm
+    zs = int(round(nz // 2 + 3.0 * spacing))
+    mask = np.zeros(rsm.shape, bool) if rsm.mask is None else np.asarray(rsm.mask, bool).copy()
+    mask[:, zs - 2:zs] = True  # a 2-row gap just below the substrate peak's row
+    gapped = ReciprocalSpaceMap(intensity=rsm.intensity, mask=mask, q=rsm.q, source="gap")
+    prep = prepare(gapped)
+    assert any("substrate peak" in n and "masked" in n for n in prep.notes)
+    assert prep.peak_index[1] == pytest.approx(64, abs=0.3)
+    assert prep.thickness_nm == pytest.approx(24.0, rel=0.02)
+
+
+def test_one_sided_sharpness_passes_over_film_fringes():
+    """Beside a gap a film's fringes, however steep on one side, rise again
+    within a few pixels; only a monotone fall counts as sharp."""
+    from nanotools.preprocess.bragg import _SHARP_RATIO, _pair_ratio
+
+    z = np.arange(40, dtype=float)
+    fringes = 1e4 * np.sinc((z - 19.5) / 2.6) ** 2  # a film sampled 2.6 times
+    fringes[17:19] = np.nan  # the gap: the top's other half
+    assert _pair_ratio(fringes, 19) < _SHARP_RATIO
+    rod = 1e6 / (0.09 + (z - 18.6) ** 2)  # a resolution-limited peak and its rod
+    rod[17:19] = np.nan
+    assert _pair_ratio(rod, 19) > _SHARP_RATIO
+
+
+def test_edge_after_a_shoulder():
+    """A Patterson function that falls to a low shoulder, then straight to
+    the floor for 2 pixels only (a film strained strongly near its
+    interfaces): the edge is where that last fall meets the floor; a
+    straight fall rippled by noise has no shoulder."""
+    from nanotools.preprocess.measure import _edge_with_floor, _NoFit, _steepest_after_shoulder
+
+    d = np.arange(65, dtype=float)
+    p = np.clip(1.0 - d / 34.0, 0.0, None)  # the rods decorrelate
+    # a shoulder at 33-37 (3 % of dz = 0), then 2-3 straight pixels to 40.3
+    p[33:38] = [0.034, 0.030, 0.032, 0.031, 0.029]
+    p[38:] = np.clip(0.0113 * (40.3 - d[38:]), 0.0, None)
+    p = np.hypot(p, 0.003)
+    t, _ = _edge_with_floor(p)
+    assert t == pytest.approx(40.3, abs=0.3)
+    rng = np.random.default_rng(0)
+    line = np.hypot(np.clip(1.0 - d / 40.0, 0.0, None), 0.003) * (1 + 1e-3 * rng.normal(size=65))
+    with pytest.raises(_NoFit):
+        _steepest_after_shoulder(line, 39.0, 0.85 * 39.0)
+
+
 @pytest.mark.parametrize("displacement, window", [(0.5, (60, 160)), (0.9, (60, 160)),
                                                    (0.9, (90, 170))])
 def test_substrate_rod_keeps_the_peak_off_a_satellite_without_lattice(displacement, window):

@@ -38,6 +38,15 @@ _LATTICE_TOLERANCE_PX = 1.0
 #: half width 0.5 pixel or less; at most 2.3 for the central fringe of a
 #: film sampled 2.6 times or more finely than its thickness).
 _SHARP_RATIO = 3.0
+#: Beside a gap only one flank is measured: a peak is as sharp when the
+#: brightest measured pixel and its measured neighbour hold this many times
+#: twice the next pixel out, and the counts fall on monotonically for two
+#: pixels more (a truncation rod's tail; the fringes of a film sampled 2.6
+#: times or more finely rise again within three pixels). Validation family
+#: draws 0-99 (every side of the film peak not beside a gap): 1.5-3.6 for a
+#: film's monotone fall, 5.6-24 for a substrate peak; draw 92's substrate
+#: peak, half in a 3-row gap, 11.8.
+_SHARP_RATIO_ONE_SIDED = 4.5
 
 
 @dataclass
@@ -288,10 +297,27 @@ def _pair_ratio(column: np.ndarray, i: int) -> float:
     if j < 1 or j + 2 >= n:
         return 0.0
     four = column[j - 1:j + 3]
-    if not np.all(np.isfinite(four)):  # beside a gap: no verdict
-        return 0.0
+    if not np.all(np.isfinite(four)):  # beside a gap: judged on the measured side
+        return _one_sided_ratio(column, i)
     flank = column[j - 1] + column[j + 2]
     return float((column[j] + column[j + 1]) / max(flank, 1.0))
+
+
+def _one_sided_ratio(column: np.ndarray, i: int) -> float:
+    """:func:`_pair_ratio` of a peak at ``i`` beside a gap, from the side
+    that is measured: ``i`` and its neighbour over twice the next pixel out,
+    where the four pixels after ``i`` fall monotonically (0 where no side
+    does), scaled by ``_SHARP_RATIO / _SHARP_RATIO_ONE_SIDED`` so that the
+    two-sided threshold applies. A substrate peak whose top is in the gap
+    (family draw 92) is otherwise left unmasked, and its rod and peak are
+    taken for the film's."""
+    best = 0.0
+    for s in (1, -1):
+        five = column[i::s][:5]  # i and the four pixels after it on side s
+        if len(five) < 5 or not np.all(np.isfinite(five)) or not np.all(np.diff(five) < 0):
+            continue
+        best = max(best, float((five[0] + five[1]) / max(2 * five[2], 1.0)))
+    return best * _SHARP_RATIO / _SHARP_RATIO_ONE_SIDED
 
 
 def specular_rod_mask(intensity: np.ndarray, mask: np.ndarray | None, in_plane: tuple, *,

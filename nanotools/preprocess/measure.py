@@ -750,6 +750,17 @@ def _patterson(intensity, mask, axis: int) -> tuple[np.ndarray, float, int]:
 _EDGE_LEVEL = 0.05
 #: The line and floor are fitted between these fractions of the guess.
 _EDGE_WINDOW = (0.85, 1.3)
+#: Where the line and floor misfit, the edge is guessed once more at this
+#: lower level, below the shoulder a film strained strongly near its
+#: interfaces leaves before its edge (3-5 %; see
+#: :func:`_steepest_after_shoulder`), and the line fitted from the fall
+#: after that shoulder only.
+_SHOULDER_LEVEL = 0.01
+#: A step inside the edge window that falls less than this fraction as
+#: steeply as the steepest step of the fall after it is a shoulder (see
+#: :func:`_steepest_after_shoulder`): 0.1 or less (or a rise) on the
+#: family draws with one, about 1 along a straight fall that noise ripples.
+_SHOULDER_SLOPE = 0.5
 #: A dip below the edge level is mid-film, not the edge, when the function
 #: climbs back above this fraction of its value beside dz = 0 (above its
 #: floor) after it: the rods of a vortex whose zeroth order is masked (the
@@ -774,13 +785,14 @@ class _NoFit(Exception):
     an edge that is not there)."""
 
 
-def _edge_guess(patterson: np.ndarray, ref: float, floor: float) -> float:
+def _edge_guess(patterson: np.ndarray, ref: float, floor: float,
+                level: float = _EDGE_LEVEL) -> float:
     """First guess of the edge (pixels): where the function falls below
-    ``floor + _EDGE_LEVEL * (ref - floor)`` and stays there, a dip that climbs
+    ``floor + level * (ref - floor)`` and stays there, a dip that climbs
     back above ``_DIP_RISE`` of the way (a mid-film cancellation) passed
     over."""
     d = np.arange(len(patterson))
-    below = (patterson < floor + _EDGE_LEVEL * (ref - floor)) & (d >= 3)
+    below = (patterson < floor + level * (ref - floor)) & (d >= 3)
     high = patterson > floor + _DIP_RISE * (ref - floor)
     for i in np.flatnonzero(below & ~np.r_[False, below[:-1]]):  # starts of dips
         if not high[i:].any():
@@ -792,7 +804,52 @@ def _edge_with_floor(patterson: np.ndarray):
     """Where the summed Patterson magnitude meets its noise floor: a line
     and a floor (:func:`_slab_edge`) fitted with a robust loss near the edge
     guessed where the function has nearly reached the floor
-    (:func:`_edge_guess`). Returns ``(t, err)`` in pixels."""
+    (:func:`_edge_guess`); where that misfits, once more from the guess at
+    ``_SHOULDER_LEVEL`` with the window started at the steepest step of the
+    fall after a shoulder (:func:`_steepest_after_shoulder`). Returns
+    ``(t, err)`` in pixels."""
+    try:
+        return _edge_fit(patterson)
+    except _NoFit:
+        return _edge_fit(patterson, _SHOULDER_LEVEL, from_shoulder=True)
+
+
+def _steepest_after_shoulder(patterson: np.ndarray, guess: float, start: float) -> int:
+    """Where the line is fitted from when a shoulder interrupts the window
+    (pixels): the steepest step of the last fall before ``guess``, found
+    walking back from it; walking on while the steps flatten reaches the
+    shoulder, a step that falls less than ``_SHOULDER_SLOPE`` times as
+    steeply (or rises).
+
+    Near the edge only the film's top and bottom rows overlap, and the
+    function falls linearly as long as their fields keep one phase
+    relation; a film whose strain varies strongly near its interfaces (a
+    harmonic or amplitude texture of 3-3.5 rad) keeps it for 2-3 pixels
+    only: before that the rods cancel into a low shoulder (3-5 % of the
+    function beside dz = 0, 2-6 pixels long; family draws 54, 79) and the
+    fall from it is rounded down to its steepest step. Raises
+    :class:`_NoFit` where no shoulder lies after ``start`` (the window's
+    usual start): a function that falls all the way (a Gaussian blob), or
+    that noise only ripples, has been fitted as it is."""
+    g = min(int(guess), len(patterson) - 1)
+    if g < 2:
+        raise _NoFit
+    fall = np.diff(patterson[:g + 1])  # fall[k]: from sample k to k + 1
+    k = g - 1
+    while k > 0 and fall[k - 1] <= fall[k]:  # back to the steepest step
+        k -= 1
+    steep = k
+    while k > 0 and fall[k - 1] > fall[k]:  # back while the steps flatten
+        k -= 1
+    if k < start or k == steep or fall[k] < _SHOULDER_SLOPE * fall[steep]:
+        raise _NoFit
+    return steep
+
+
+def _edge_fit(patterson: np.ndarray, level: float = _EDGE_LEVEL, from_shoulder: bool = False):
+    """:func:`_edge_with_floor` with the guess made at ``level``; with
+    ``from_shoulder`` the window starts at the steepest step of the fall
+    after a shoulder inside it (:class:`_NoFit` where there is none)."""
     d = np.arange(len(patterson), dtype=float)
     # dz = 0 carries the noise and a flat background: the reference is
     # taken just beside it
@@ -800,12 +857,14 @@ def _edge_with_floor(patterson: np.ndarray):
     floor = float(np.median(patterson[-max(len(d) // 8, 3):]))
     if ref <= 2 * floor:
         raise _NoFit
-    guess = _edge_guess(patterson, ref, floor)
+    guess = _edge_guess(patterson, ref, floor, level)
     # the line is fitted on the last stretch only: away from the edge the
     # function curves (the texture decorrelates the field along z)
     # (at least 3 pixels either side: a thin film spans few pixels)
-    window = ((d >= max(min(_EDGE_WINDOW[0] * guess, guess - 3), 2))
-              & (d <= min(max(_EDGE_WINDOW[1] * guess, guess + 3), len(d) - 1)))
+    start = max(min(_EDGE_WINDOW[0] * guess, guess - 3), 2)
+    if from_shoulder:
+        start = _steepest_after_shoulder(patterson, guess, start)
+    window = (d >= start) & (d <= min(max(_EDGE_WINDOW[1] * guess, guess + 3), len(d) - 1))
     if window.sum() < 5:
         raise _NoFit
     x, y = d[window], patterson[window]
