@@ -275,13 +275,21 @@ def read_nexus(path: Path, data_path: str | None) -> RawMap:
     missing or damaged."""
 
 
+    from ..errors import InputError
+
     with open_hdf5(path) as h5:
-        node = find_nxdata(h5, data_path, path)
-        where = node.name
-        group, signal_name = find_signal(node, path)
-        ref = resolve_dataset(path, f"{group.name.rstrip('/')}/{signal_name}")
-        with open_dataset(ref, wrapper=path) as signal:
-            raw = _read_group(h5, group, signal, where, path)
+        try:
+            node = find_nxdata(h5, data_path, path)
+            where = node.name
+            group, signal_name = find_signal(node, path)
+            ref = resolve_dataset(path, f"{group.name.rstrip('/')}/{signal_name}")
+            with open_dataset(ref, wrapper=path) as signal:
+                raw = _read_group(h5, group, signal, where, path)
+        except (OSError, RuntimeError) as exc:
+            # a damaged header or attribute, wherever h5py meets it (the
+            # reads above name the common cases themselves)
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise InputError(f"the HDF5 file is damaged (truncated?): {first}", path) from None
     return raw
 
 
