@@ -1061,9 +1061,13 @@ def measure_patch(intensity: np.ndarray, mask: np.ndarray | None, q_step, *,
     spacing by the power spectrum of a flat top with cos^2 edges of
     ``edge_nm`` (:func:`scipy.optimize.least_squares` on the square root of
     the counts, which weighs the side lobes and is Poisson-stable), free in
-    width, centre, scale and a flat floor; the width is the inverse-variance
-    mean over the satellites fitted (the zeroth order is weak where
-    ``J0 < J1``, masked under a substrate rod).
+    width, centre, scale and a flat floor. An unresolved fit (satellite
+    narrower than :data:`_MIN_SATELLITE_FWHM_PX`) is dropped, and so is a
+    satellite much broader than the sharpest (:func:`_patch_shaped`:
+    disorder and splitting only broaden). The width is the inverse-variance
+    mean over the satellites kept, each with a systematic error growing as
+    the order squared (:data:`_DISORDER_WIDTH_ERR`; the zeroth order is weak
+    where ``J0 < J1``, masked under a substrate rod).
 
     Parameters
     ----------
@@ -1115,12 +1119,18 @@ def measure_patch(intensity: np.ndarray, mask: np.ndarray | None, q_step, *,
     if not fits:
         raise InputError("too few measured pixels around the Bragg peak and its first "
                          "satellites to measure the coherent patch")
+    fits = _patch_shaped(fits)
     # inverse-variance mean: a satellite the patch envelope alone does not
-    # shape (split first orders of a vortex texture, a weak zeroth order
-    # where J0 < J1) fits poorly and weighs little; the error grows with the
-    # satellites' disagreement
+    # shape (a first order of a vortex texture split only in part, a weak
+    # zeroth order where J0 < J1) fits poorly and weighs little; the error
+    # grows with the satellites' disagreement
     widths = np.array([w for w, _ in fits.values()])
-    errors = np.maximum(np.array([e for _, e in fits.values()]), 1e-3 * widths)
+    errors = np.array([e for _, e in fits.values()])
+    # cell-width disorder broadens order m as m^2: a systematic error of
+    # that growth keeps the second orders of an ensemble from pulling the
+    # mean down where the zeroth order is masked
+    m2 = np.array([float(m) ** 2 for m in fits])
+    errors = np.hypot(errors, _DISORDER_WIDTH_ERR * m2 * widths)
     weights = 1.0 / errors ** 2
     width = float(np.sum(weights * widths) / np.sum(weights))
     chi2 = (float(np.sum(weights * (widths - width) ** 2)) / (len(widths) - 1)
@@ -1130,6 +1140,49 @@ def measure_patch(intensity: np.ndarray, mask: np.ndarray | None, q_step, *,
     note = (f"coherent patch {width:.1f} ± {err:.1f} nm (FWHM) from the shape of the "
             f"satellites of orders {used}, edges {edge:.1f} nm assumed")
     return LengthMeasurement(width, err, note=note)
+
+
+#: Narrowest satellite (FWHM, pixels) whose width a fit can measure. A
+#: satellite sampled by fewer pixels above its half maximum than this fits
+#: any wider patch: what is fitted is then a side lobe of a bright
+#: neighbour or a noise spike inside the window of a vanishing satellite,
+#: and its error collapses to nothing (the family's satellites are 3-5
+#: pixels wide).
+_MIN_SATELLITE_FWHM_PX = 1.5
+#: Smallest relative error of one satellite's width: a smaller one (a fit
+#: on its bounds) would outweigh every other satellite.
+_MIN_WIDTH_ERR = 1e-3
+#: A satellite broader than the sharpest one by more than this factor is
+#: not shaped by the patch alone: cell-width disorder (broadening as the
+#: order squared), a vortex's split first orders or a satellite lost in the
+#: floor widen it, while nothing makes a satellite sharper than its patch.
+_MAX_BROADENING = 1.5
+#: Standard errors by which the sharpest satellite is discounted before it
+#: sets that bound (one noisy fit must not discard the rest).
+_SHARPEST_SIGMAS = 2.0
+#: Systematic relative error of the width from a satellite of order m, per
+#: m^2: jittered cell widths (2-5 % in the validation family) make the
+#: phase of order m random-walk across the patch, which narrows the width
+#: fitted to the first orders by a few percent and to the second by 10-30 %.
+_DISORDER_WIDTH_ERR = 0.02
+
+
+def _patch_shaped(fits: dict) -> dict:
+    """The satellite fits (order -> (width, error), nm) that the patch alone
+    shapes: those whose width is within :data:`_MAX_BROADENING` of the
+    widest width (the sharpest satellite) that is measured to better than
+    :data:`_SHARPEST_SIGMAS` standard errors.
+
+    Disorder and splitting only broaden a satellite, so the sharpest
+    satellites measure the patch; without the zeroth order (masked under a
+    substrate rod) a mean over the first and second orders of a
+    disordered or vortex texture, broadened two to six fold, would halve
+    the patch.
+    """
+    fits = {m: (w, max(e, _MIN_WIDTH_ERR * w)) for m, (w, e) in fits.items()}
+    sharpest = max(w - _SHARPEST_SIGMAS * e for w, e in fits.values())
+    kept = {m: f for m, f in fits.items() if f[0] * _MAX_BROADENING >= sharpest}
+    return kept  # never empty: the sharpest satellite passes its own bound
 
 
 def _satellite_width(profile: np.ndarray, centre: float, spacing_px: float, dq_nm: float,
@@ -1178,4 +1231,7 @@ def _satellite_width(profile: np.ndarray, centre: float, spacing_px: float, dq_n
     dof = max(len(amp) - 4, 1)
     # pinv: the floor often sits on its bound (0), which makes J^T J singular
     cov = np.linalg.pinv(fit.jac.T @ fit.jac) * np.sum(fit.fun ** 2) / dof
-    return float(fit.x[0]), float(np.sqrt(max(cov[0, 0], 0.0)))
+    width = float(fit.x[0])
+    if 0.886 * 2 * np.pi / (width * dq_nm) < _MIN_SATELLITE_FWHM_PX:
+        raise _NoFit
+    return width, float(np.sqrt(max(cov[0, 0], 0.0)))
