@@ -468,7 +468,10 @@ def _comb_about_centre(profile: np.ndarray, centre: float) -> SatelliteComb | No
                     and peak - floor > 5.0 * np.sqrt(peak + 1)):
                 orders.append(side * k)
                 positions.append(_refine_max(profile, i))
-    if len(orders) < 2:
+    # the first harmonic is what makes the period: a comb without a first
+    # order on either side is laid on something else (the side lobes of
+    # every satellite, spaced by the inverse patch width)
+    if len(orders) < 2 or not ({1, -1} & set(orders)):
         return None
     orders, positions = np.array(orders), np.array(positions)
     strength = np.array([max(np.nan_to_num(profile[int(round(x))]), 1.0) for x in positions])
