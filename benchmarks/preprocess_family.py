@@ -60,6 +60,27 @@ def main() -> None:
         worst = rows[int(np.argmax(values))]["seed"]
         print(f"|{key}| ({unit}): median {np.median(values):.3g}, 90th percentile "
               f"{np.percentile(values, 90):.3g}, worst {values.max():.3g} (seed {worst})")
+    # refusals by what was refused, and answers off by more than a user
+    # would forgive without a word (the README's preprocessing table)
+    refused = {"thickness": 0, "period": 0, "other": 0}
+    for _, message in failures:
+        kind = ("thickness" if "thickness" in message else
+                "period" if "period_nm" in message else "other")
+        refused[kind] += 1
+    off = {key: [r["seed"] for r in rows if abs(r[key]) > bound]
+           for key, bound in SILENT_BOUNDS.items()}
+    silent = sorted({s for seeds in off.values() for s in seeds})
+    print(f"refused: {len(failures)} ({', '.join(f'{k} {v}' for k, v in refused.items())})")
+    print(f"silently off: {len(silent)} draws ("
+          + ", ".join(f"{key} beyond {bound:g}: {len(off[key])}"
+                      for key, bound in SILENT_BOUNDS.items()) + ")")
+    print(f"  seeds: {', '.join(map(str, silent)) or 'none'}")
+
+
+#: What counts as silently wrong (a prepared draw off by more than this):
+#: out-of-plane peak (pixels), period, thickness and patch (relative),
+#: background (counts per pixel).
+SILENT_BOUNDS = {"dz": 2.0, "period": 0.02, "thickness": 0.04, "patch": 0.2, "background": 1.0}
 
 
 def _film_free(member) -> np.ndarray:
