@@ -644,3 +644,40 @@ def test_unmasked_substrate_rod_warned_and_no_thickness_from_it(tmp_path):
     with pytest.warns(UserWarning, match="left unmasked"):
         prep = prepare(rsm, mask_specular="no", thickness_nm=27.6)
     assert any("left unmasked" in n for n in prep.notes)
+
+
+def test_comb_about_the_peak_finds_weak_satellites_beside_a_masked_zeroth_order():
+    """A projected profile with the zeroth order masked (NaN), its side lobes
+    (3.4 pixels apart, the inverse patch width) up to 4 % of it, satellites
+    at 2 % of it and 17.3 pixels apart: the comb laid about the known peak
+    finds their spacing to 0.02 pixels. A comb twice as fine is refused by
+    the brightness rule where its extra teeth (fringes half-way between the
+    satellites) are fainter than the first satellites, and accepted where
+    they are the brighter ones (then they are the first satellites)."""
+    from nanotools.preprocess.measure import SatelliteComb, _comb_about_centre, _finer_comb_holds
+
+    x = np.arange(240, dtype=float)
+    centre, spacing = 119.3, 17.3
+
+    def peaks(positions, heights, width=1.2):
+        return sum(h * np.exp(-0.5 * ((x - p) / width) ** 2) for p, h in zip(positions, heights))
+
+    orders = np.arange(-6, 7)
+    lobes = np.arange(-5, 6)
+    strength = np.where(orders == 0, 1.0, 0.02 / np.maximum(orders ** 2, 1))
+    profile = (peaks(centre + orders * spacing, 1e7 * strength)
+               + peaks(centre + 3.4 * lobes, 4e5 * 0.6 ** np.abs(lobes)) + 50.0)
+    profile[116:123] = np.nan
+    comb = _comb_about_centre(profile, centre)
+    assert comb is not None
+    assert comb.spacing_px == pytest.approx(spacing, abs=0.02)
+    assert set(comb.orders) >= {-2, -1, 1, 2}
+
+    def halved(fringe_height):
+        with_fringes = profile + peaks(centre + (orders + 0.5) * spacing,
+                                       np.full(len(orders), fringe_height))
+        return SatelliteComb(centre, spacing / 2, 0.0, orders, centre + orders * spacing / 2,
+                             with_fringes)
+
+    assert not _finer_comb_holds(halved(1e4), 2, centre)
+    assert _finer_comb_holds(halved(1e6), 2, centre)
