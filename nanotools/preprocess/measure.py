@@ -170,8 +170,31 @@ def _coarse_spacing(profile: np.ndarray, centre: int, min_lag: float, max_lag: f
     return float(lag)
 
 
+#: A satellite stands this many times above the lowest point beside it ...
+_SATELLITE_CONTRAST = 2.0
+#: ... and this many Poisson sigma above it.
+_SATELLITE_SNR = 5.0
+
+
+def _stands_out(peak: float, floor: float, min_contrast: float = _SATELLITE_CONTRAST,
+                snr: float = _SATELLITE_SNR) -> bool:
+    """Whether a local maximum ``peak`` (counts) is a satellite over the
+    lowest point ``floor`` beside it: ``min_contrast`` times and ``snr``
+    Poisson sigma above it."""
+    return bool(peak > min_contrast * floor and peak - floor > snr * np.sqrt(peak + 1))
+
+
+def _tooth_strength(profile: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """The profile at each tooth (at least 1): the comb fit's weights. A
+    satellite is displaced by the tails of its neighbours in proportion to
+    their amplitude over its own, so a position's error goes as
+    1 / sqrt(intensity): weigh by intensity (the faint far orders would
+    otherwise rule the slope through their leverage)."""
+    return np.array([max(np.nan_to_num(profile[int(round(x))]), 1.0) for x in positions])
+
+
 def _satellite_series(profile: np.ndarray, centre: float, *, max_misses: int = 1,
-                      min_contrast: float = 2.0, snr: float = 5.0):
+                      min_contrast: float = _SATELLITE_CONTRAST, snr: float = _SATELLITE_SNR):
     """Find the satellites of a projected profile: ``(orders, positions,
     spacing_guess)`` including the central peak (order 0), or None.
 
@@ -230,8 +253,7 @@ def _satellite_series(profile: np.ndarray, centre: float, *, max_misses: int = 1
                 between = profile[int(round(min(prev, i))):int(round(max(prev, i))) + 1]
                 floor = max(np.nanmin(between), 0.0) if between.size else np.nan
                 peak = profile[i]
-                ok = (np.isfinite(floor) and peak > min_contrast * floor
-                      and peak - floor > snr * np.sqrt(peak + 1))
+                ok = np.isfinite(floor) and _stands_out(peak, floor, min_contrast, snr)
             if ok:
                 x = _refine_max(profile, i)
                 ok = abs(x - guess) <= search
@@ -359,11 +381,7 @@ def satellite_comb(intensity: np.ndarray, mask: np.ndarray | None, *, axis: int 
     if found is None:
         return None
     orders, positions, _ = found
-    # A satellite is displaced by the tails of its neighbours in proportion
-    # to their amplitude over its own, so a position's error goes as
-    # 1 / sqrt(intensity): weigh by intensity (the faint far orders would
-    # otherwise rule the slope through their leverage).
-    strength = np.array([max(np.nan_to_num(profile[int(round(x))]), 1.0) for x in positions])
+    strength = _tooth_strength(profile, positions)
     if centre is not None:  # count the orders from the tooth nearest the centre
         a, s, _ = _linear_fit(orders, positions, strength)
         orders = orders - int(np.round((centre - a) / s))
@@ -459,13 +477,12 @@ def _comb_about_centre(profile: np.ndarray, centre: float) -> SatelliteComb | No
                 continue
             i = lo + int(np.argmax(profile[lo:hi + 1]))
             # a satellite, as in :func:`_satellite_series`: a local maximum
-            # standing twice and 5 Poisson sigma above the lowest point
-            # within half a spacing (a flat or smooth stretch has none)
+            # that stands out above the lowest point within half a spacing
+            # (a flat or smooth stretch has none)
             around = profile[max(int(i - s / 2), 0):min(int(i + s / 2) + 1, n)]
             floor = max(float(np.nanmin(around)), 0.0)
             peak = float(profile[i])
-            if (peak >= profile[i - 1] and peak >= profile[i + 1] and peak > 2.0 * floor
-                    and peak - floor > 5.0 * np.sqrt(peak + 1)):
+            if peak >= profile[i - 1] and peak >= profile[i + 1] and _stands_out(peak, floor):
                 orders.append(side * k)
                 positions.append(_refine_max(profile, i))
     # the first harmonic is what makes the period: a comb without a first
@@ -474,9 +491,8 @@ def _comb_about_centre(profile: np.ndarray, centre: float) -> SatelliteComb | No
     if len(orders) < 2 or not ({1, -1} & set(orders)):
         return None
     orders, positions = np.array(orders), np.array(positions)
-    strength = np.array([max(np.nan_to_num(profile[int(round(x))]), 1.0) for x in positions])
-    orders, positions, origin, spacing, err = _robust_spacing(orders, positions, strength,
-                                                              pairs=True)
+    orders, positions, origin, spacing, err = _robust_spacing(
+        orders, positions, _tooth_strength(profile, positions), pairs=True)
     return SatelliteComb(origin, spacing, err, orders, positions, profile)
 
 
