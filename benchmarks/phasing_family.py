@@ -145,7 +145,8 @@ def run_draw(seed: int, params: dict, *, shape=(256, 128), pipeline_seed: int = 
         if obj is not None:
             support = initial_support(obj.shape, tuple(prep.pixel_nm),
                                       thickness_nm=prep.thickness_nm, patch_nm=prep.patch_nm,
-                                      margin=params["support_margin"])
+                                      margin=params.get("support_margin",
+                                                        defaults()["support_margin"]))
             row["cut_misfit"] = misfit_ratio(obj * support, prep,
                                              bool(params.get("pixel_average", True)))
         if pad_z > 1:
