@@ -711,14 +711,15 @@ def _columns_along(intensity: np.ndarray, mask: np.ndarray, axis: int,
     gapped = np.flatnonzero(usable & ~good.all(axis=1))
     splines, fills, var, total = [], [], 0.0, 0.0
     for c in gapped:
-        splines.append(interpolate.CubicSpline(idx[good[c]], data[c, good[c]])(idx)[~good[c]])
         fill, sigma = _fill_from_support(np.where(good[c], data[c], 0.0), ~good[c],
                                          _SUPPORT_FRACTION if support is None else support)
         fills.append(fill)
-        var, total = var + sigma ** 2, total + float(np.clip(splines[-1], 0.0, None).sum())
+        if support is None:  # the spline, and the fill's noise against it
+            splines.append(interpolate.CubicSpline(idx[good[c]], data[c, good[c]])(idx)[~good[c]])
+            var, total = var + sigma ** 2, total + float(np.clip(splines[-1], 0.0, None).sum())
     use_fill = support is not None or np.sqrt(var) <= _FILL_NOISE * total
-    for c, spline, fill in zip(gapped, splines, fills):
-        data[c, ~good[c]] = np.clip(fill if use_fill else spline, 0.0, None)
+    for i, c in enumerate(gapped):
+        data[c, ~good[c]] = np.clip(fills[i] if use_fill else splines[i], 0.0, None)
     data[~usable] = 0.0
     guessed = 0.0 if use_fill else total / max(float(data[usable].sum()), 1e-30)
     return data, usable, guessed
