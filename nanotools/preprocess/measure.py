@@ -900,14 +900,20 @@ def _edge_with_floor(patterson: np.ndarray):
         return _edge_fit(patterson, _SHOULDER_LEVEL, from_shoulder=True)
 
 
+def _ref_and_floor(patterson: np.ndarray) -> tuple[float, float, np.ndarray]:
+    """The function's value beside dz = 0 (dz = 0 itself carries the noise
+    and a flat background, so the reference is taken just beside it), its
+    floor (the median of its last eighth) and those last samples."""
+    tail = patterson[-max(len(patterson) // 8, 3):]
+    return float(np.median(patterson[1:4])), float(np.median(tail)), tail
+
+
 def _edge_at_floor(patterson: np.ndarray):
     """:func:`_edge_fit` with the guess made where the function leaves its
     floor (``_FLOOR_SIGMAS``), for a fall that curves nearly all the way
     down; :class:`_NoFit` where the window starts less than ``_FLOOR_RISE``
     times above the floor. Returns ``(t, err)`` in pixels."""
-    ref = float(np.median(patterson[1:4]))
-    tail = patterson[-max(len(patterson) // 8, 3):]
-    floor = float(np.median(tail))
+    ref, floor, tail = _ref_and_floor(patterson)
     rise = max(ref - floor, 1e-300)
     level = max(_FLOOR_SIGMAS * float(np.std(tail)), 1e-3 * rise) / rise
     t_px, err = _edge_fit(patterson, level, min_rise=_FLOOR_RISE)
@@ -960,10 +966,7 @@ def _edge_fit(patterson: np.ndarray, level: float = _EDGE_LEVEL, from_shoulder: 
     ``min_rise``, :class:`_NoFit` where the function at the window's start
     is less than that many times the floor."""
     d = np.arange(len(patterson), dtype=float)
-    # dz = 0 carries the noise and a flat background: the reference is
-    # taken just beside it
-    ref = float(np.median(patterson[1:4]))
-    floor = float(np.median(patterson[-max(len(d) // 8, 3):]))
+    ref, floor, _ = _ref_and_floor(patterson)
     if ref <= 2 * floor:
         raise _NoFit
     guess = _edge_guess(patterson, ref, floor, level)
