@@ -796,42 +796,10 @@ def _native_fftw() -> _NativeFFTW | None:
 @lru_cache(maxsize=1)
 def _native_block():
     """:attr:`Backend.native_block`'s compiled loop (None without Numba)."""
-    kernels = _numba_kernels()
-    if kernels is None:
+    if _numba_kernels() is None:
         return None
-    import numba
-    from numba import types
-
-    execute = types.ExternalFunction("fftwf_execute", types.void(types.intp))
-    fourier, real = kernels["fourier"], kernels["real"]
-    region_amplitude, box_mean = kernels["region_amplitude"], kernels["box_mean"]
-
-    @numba.njit(cache=True, nogil=True, boundscheck=False, error_model="numpy")
-    def block(fwd, inv, F_flat, psi, p, support, err2, it0, it1, amp, weight, free, c_mod,
-              c_proj, eps, c1, c2, strength, keep, use_amp, lateral_in, srcs, dsts, mean, den,
-              h, frac, scale, x0, y0, z0, no_target):
-        for it in range(it0, it1):
-            execute(fwd)
-            fourier(F_flat, amp, weight, free, c_mod, c_proj, eps, err2[:, it])
-            execute(inv)
-            if use_amp[it]:
-                # the lateral amplitude average over one period, as _LateralAmplitude.target
-                region_amplitude(p, support, x0, y0, z0, lateral_in)
-                for k in range(len(srcs)):
-                    box_mean(srcs[k], h, frac, scale, dsts[k])
-                n, bx, by, bz = mean.shape
-                for b in range(n):
-                    for x in range(bx):
-                        for y in range(by):
-                            for z in range(bz):
-                                mean[b, x, y, z] /= den[b, x, y, z]
-                real(psi, p, support, c1[it], c2[it], strength[it], keep[it], mean, x0, y0, z0,
-                     True, eps)
-            else:
-                real(psi, p, support, c1[it], c2[it], strength[it], keep[it], no_target, x0,
-                     y0, z0, False, eps)
-
-    return block
+    from . import _kernels
+    return _kernels.block
 
 
 @lru_cache(maxsize=1)
@@ -846,118 +814,11 @@ def _numba_kernels() -> dict | None:
     if os.environ.get("NANOTOOLS_NO_NUMBA"):
         return None
     try:
-        import numba
-    except ImportError:
+        from . import _kernels
+    except ImportError:  # no Numba
         return None
-
-    # error_model="numpy": no zero-division checks, so the loops vectorise;
-    # fastmath limited to reassociation (the error sum in SIMD lanes), fused
-    # multiply-add and signed zeros: round-off-level changes only.
-    opts = dict(cache=True, nogil=True, boundscheck=False, error_model="numpy",
-                fastmath={"reassoc", "contract", "nsz"})
-
-    @numba.njit(**opts)
-    def fourier(F, amp, weight, free, c_mod, c_proj, eps, err2):
-        n_starts, n_pixels = F.shape
-        for b in range(n_starts):
-            acc = amp[0] * 0  # the real dtype: float32 sums vectorise
-            for i in range(n_pixels):
-                v = F[b, i]
-                re, im = v.real, v.imag
-                m = np.sqrt(re * re + im * im) * c_mod
-                d = m * weight[i] - amp[i]
-                acc += d * d
-                s = (amp[i] / max(m, eps) + free[i]) * c_proj
-                F[b, i] = complex(re * s, im * s)
-            err2[b] = acc
-
-    @numba.njit(**opts)
-    def intensity(F, c2, out):
-        n_starts, n_pixels = F.shape
-        for b in range(n_starts):
-            for i in range(n_pixels):
-                v = F[b, i]
-                out[b, i] = (v.real * v.real + v.imag * v.imag) * c2
-
-    @numba.njit(**opts)
-    def fourier_partial(F, model, centre, amp, weight, free, c_mod2, c_proj, eps, err2):
-        n_starts, n_pixels = F.shape
-        for b in range(n_starts):
-            acc = amp[0] * 0
-            low = centre[b] * c_mod2
-            for i in range(n_pixels):
-                v = F[b, i]
-                m = np.sqrt(max(model[b, i], low * (v.real * v.real + v.imag * v.imag)))
-                d = m * weight[i] - amp[i]
-                acc += d * d
-                s = (amp[i] / max(m, eps) + free[i]) * c_proj
-                F[b, i] = complex(v.real * s, v.imag * s)
-            err2[b] = acc
-
-    @numba.njit(**opts)
-    def real(psi, p, support, c1, c2, strength, keep, target, x0, y0, z0, use_amp, eps):
-        n_starts, nx, ny, nz = psi.shape
-        bx, by, bz = target.shape[1:]
-        for b in range(n_starts):
-            for x in range(nx):
-                for y in range(ny):
-                    # a select, not a branch, so the loop vectorises
-                    for z in range(nz):
-                        v = p[b, x, y, z]
-                        out = c1 * psi[b, x, y, z] + c2 * v
-                        psi[b, x, y, z] = v if support[b, x, y, z] else out
-                    if use_amp and x0 <= x < x0 + bx and y0 <= y < y0 + by:
-                        t = target[b, x - x0, y - y0]
-                        for z in range(bz):
-                            v = p[b, x, y, z0 + z]
-                            mag = np.sqrt(v.real * v.real + v.imag * v.imag)
-                            f = (keep * mag + strength * t[z]) / max(mag, eps)
-                            old = psi[b, x, y, z0 + z]
-                            psi[b, x, y, z0 + z] = v * f if support[b, x, y, z0 + z] else old
-
-    @numba.njit(**opts)
-    def region_amplitude(p, support, x0, y0, z0, out):
-        n_starts, bx, by, bz = out.shape
-        for b in range(n_starts):
-            for x in range(bx):
-                for y in range(by):
-                    row_p = p[b, x0 + x, y0 + y, z0:z0 + bz]
-                    row_s = support[b, x0 + x, y0 + y, z0:z0 + bz]
-                    row = out[b, x, y]
-                    for z in range(bz):
-                        v = row_p[z]
-                        row[z] = np.sqrt(v.real * v.real + v.imag * v.imag) * row_s[z]
-
-    @numba.njit(**opts)
-    def box_mean(a, h, frac, scale, out):
-        # a running window sum per (n, m) column, the m loop innermost so it
-        # runs along contiguous memory and vectorises
-        n, length, m = a.shape
-        acc = np.empty(m, np.float64)
-        for b in range(n):
-            acc[:] = 0.0
-            for x in range(min(h, length)):
-                for j in range(m):
-                    acc[j] += a[b, x, j]
-            for x in range(length):  # acc: the sum of a[x - h .. x + h]
-                if x + h < length:
-                    for j in range(m):
-                        acc[j] += a[b, x + h, j]
-                if x - h - 1 >= 0:
-                    for j in range(m):
-                        acc[j] -= a[b, x - h - 1, j]
-                for j in range(m):
-                    out[b, x, j] = acc[j] * scale
-                if frac > 0 and x - h - 1 >= 0:
-                    for j in range(m):
-                        out[b, x, j] += frac * scale * a[b, x - h - 1, j]
-                if frac > 0 and x + h + 1 < length:
-                    for j in range(m):
-                        out[b, x, j] += frac * scale * a[b, x + h + 1, j]
-
-    return {"fourier": fourier, "fourier_partial": fourier_partial, "intensity": intensity,
-            "real": real, "region_amplitude": region_amplitude,
-            "box_mean": box_mean}
+    return {name: getattr(_kernels, name) for name in
+            ("fourier", "fourier_partial", "intensity", "real", "region_amplitude", "box_mean")}
 
 
 def get_backend(name: str = "numpy", precision: str = "single", workers: int | None = None,

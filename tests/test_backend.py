@@ -224,6 +224,25 @@ def test_compiled_blocks_give_the_bits_of_the_python_loop(small, tmp_path):
     assert np.array_equal(out["native"], out["python"])
 
 
+def test_compiled_block_is_compiled_once_per_machine(tmp_path):
+    """Numba's on-disk cache finds the compiled block again in the next
+    process: two processes leave one cached block (it was once keyed on
+    per-process ids, so every process compiled it again and added a file)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    if get_backend("numpy").native_block is None:
+        pytest.skip("no compiled blocks here (Numba, pyFFTW or /proc/self/maps missing)")
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba")}
+    for k in range(2):
+        code = _NATIVE_RUN.format(tests=str(Path(__file__).parent), out=str(tmp_path / f"{k}.npy"))
+        subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, env=env)
+    assert np.array_equal(np.load(tmp_path / "0.npy"), np.load(tmp_path / "1.npy"))
+    assert len(list((tmp_path / "numba").rglob("*block*.nbc"))) == 1
+
+
 def test_two_runs_with_the_same_threads_give_the_same_bits(small):
     """Each start runs through every iteration on one thread with its own
     one-thread plans from the shared wisdom: a rerun with the same thread
