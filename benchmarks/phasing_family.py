@@ -19,6 +19,9 @@ clearly better means the starts never found it (a search failure).
 run can reach at best where the map's finite q range makes the discrete
 transform ring beyond the film's top and bottom.
 
+``--counts-factor F`` counts each map again at F times its exposure
+(:func:`nanotools.simulate.family.recount`).
+
 ``--pad-z F`` pads the map along q_z to F times its rows with free (masked)
 pixels, so that the runs' real-space pixels are F times finer along z; the
 chosen supercell is averaged back over groups of F rows before it is
@@ -27,7 +30,7 @@ compared (F an integer).
 Usage::
 
     python benchmarks/phasing_family.py --seeds 1000:1012 [--shape 128,64] [--jobs 2]
-        [--pad-z 2] [-p NAME VALUE]
+        [--pad-z 2] [--counts-factor 20] [-p NAME VALUE]
 
 Prints one row per draw, then median, 90th percentile and worst error, the
 share within 0.05 and the mean phasing time. ``--shape 128,64`` draws
@@ -52,7 +55,7 @@ from nanotools.params import defaults, parse_pairs
 from nanotools.patterns import find_supercells
 from nanotools.phasing import initial_support, phase_retrieval, pixel_averaged, pixel_transfer
 from nanotools.preprocess import PreparedMap, centre_and_crop, subtract_background
-from nanotools.simulate.family import draw_family_member
+from nanotools.simulate.family import draw_family_member, recount
 from nanotools.trust import run_noise_floor
 
 
@@ -132,9 +135,12 @@ def rows_averaged(cell: np.ndarray, factor: int) -> np.ndarray:
 
 
 def run_draw(seed: int, params: dict, *, shape=(256, 128), pipeline_seed: int = 0,
-             pad_z: int = 1) -> dict:
-    """One draw: phasing and pattern recognition against the truth (a row)."""
+             pad_z: int = 1, counts_factor: float | None = None) -> dict:
+    """One draw: phasing and pattern recognition against the truth (a row);
+    ``counts_factor``: the map counted again (:func:`recount`)."""
     member = draw_family_member(seed, shape=shape)
+    if counts_factor is not None:
+        member = recount(member, counts_factor)
     p = member.parameters
     row = dict(seed=seed, texture=p["texture"]["kind"], coherence=p["coherence"]["model"],
                error=np.inf, best_cluster=np.inf, average=np.nan, seconds=0.0, failure="",
@@ -179,8 +185,8 @@ def run_draw(seed: int, params: dict, *, shape=(256, 128), pipeline_seed: int = 
 
 
 def _run_one(job: tuple) -> dict:
-    seed, params, shape, pad_z = job
-    return run_draw(seed, params, shape=shape, pad_z=pad_z)
+    seed, params, shape, pad_z, counts_factor = job
+    return run_draw(seed, params, shape=shape, pad_z=pad_z, counts_factor=counts_factor)
 
 
 def main(argv=None) -> int:
@@ -190,6 +196,8 @@ def main(argv=None) -> int:
     ap.add_argument("--jobs", type=int, default=1, help="draws run at once")
     ap.add_argument("--pad-z", type=int, default=1,
                     help="pad the map along q_z to this many times its rows (free pixels)")
+    ap.add_argument("--counts-factor", type=float, default=None, metavar="F",
+                    help="count each map again at F times its exposure (fresh noise)")
     ap.add_argument("-p", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"))
     args = ap.parse_args(argv)
     seeds = (range(*map(int, args.seeds.split(":"))) if ":" in args.seeds
@@ -197,7 +205,7 @@ def main(argv=None) -> int:
     shape = tuple(int(n) for n in args.shape.split(","))
     params = {**defaults(), **parse_pairs(args.p)}
     rows = []
-    jobs = [(seed, params, shape, args.pad_z) for seed in seeds]
+    jobs = [(seed, params, shape, args.pad_z, args.counts_factor) for seed in seeds]
     with ProcessPoolExecutor(args.jobs) if args.jobs > 1 else nullcontext() as pool:
         for r in (pool.map(_run_one, jobs) if pool else map(_run_one, jobs)):
             rows.append(r)

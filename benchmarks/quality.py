@@ -24,6 +24,12 @@ Usage::
     python benchmarks/quality.py [--seed N] [--textures a,b] [-p NAME VALUE]
     python benchmarks/quality.py --family 40 [--first-seed 0] [--jobs 1]
         [--json rows.json] [--plot estimate.png] [-p NAME VALUE]
+    python benchmarks/quality.py --seeds 0,11,20 [--counts-factor 20] [...]
+
+``--counts-factor F`` counts each draw's noise-free map again at F times its
+exposure (:func:`nanotools.simulate.family.recount`; F = 1 gives another
+noise realisation at the draw's own counts): whether more counts would have
+helped.
 """
 from __future__ import annotations
 
@@ -47,6 +53,7 @@ from nanotools.io import read_result, write_map
 from nanotools.params import parse_pairs
 from nanotools.pipeline import reconstruct_file
 from nanotools.simulate import TEXTURES, draw_family_member, simulate_map
+from nanotools.simulate.family import recount
 
 TARGET = 0.20   # the imaging issue's acceptance bound
 GOAL = 0.05     # where we want to be
@@ -94,13 +101,17 @@ def _from_notes(notes: list, pattern: str) -> list | None:
 
 
 def run_family_member(seed: int, *, params: dict, folder: Path, shape: tuple = (256, 128),
-                      pipeline_seed: int = 0) -> dict:
+                      pipeline_seed: int = 0, counts_factor: float | None = None) -> dict:
     """One family draw through ``reconstruct_file``; a row of the benchmark.
 
+    ``counts_factor``: the draw's map counted again
+    (:func:`nanotools.simulate.family.recount`).
     Never raises for a failure of the pipeline: the row then has
     ``error = inf`` and ``failure`` (the exception's type and message).
     """
     member = draw_family_member(seed, shape=shape)
+    if counts_factor is not None:
+        member = recount(member, counts_factor)
     p = member.parameters
     row = dict(seed=int(seed), texture=p["texture"]["kind"], period_nm=p["period_nm"],
                thickness_nm=p["thickness_nm"], counts=p["total_counts"],
@@ -156,8 +167,9 @@ def run_family_member(seed: int, *, params: dict, folder: Path, shape: tuple = (
 
 
 def _run_one(args):
-    seed, params, folder = args
-    return run_family_member(seed, params=params, folder=Path(folder))
+    seed, params, folder, counts_factor = args
+    return run_family_member(seed, params=params, folder=Path(folder),
+                             counts_factor=counts_factor)
 
 
 def _fmt(value, spec: str) -> str:
@@ -311,9 +323,13 @@ def _json_safe(rows: list) -> list:
 
 
 def run_family(n: int, *, first_seed: int, jobs: int, params: dict, json_path=None,
-               plot_path=None) -> int:
-    seeds = list(range(first_seed, first_seed + n))
-    print(f"validation family: seeds {seeds[0]}-{seeds[-1]}, nanotools reconstruct at "
+               plot_path=None, seeds: list | None = None,
+               counts_factor: float | None = None) -> int:
+    seeds = list(range(first_seed, first_seed + n)) if seeds is None else list(seeds)
+    listed = ", ".join(map(str, seeds)) if len(seeds) < 10 else f"{seeds[0]}-{seeds[-1]}"
+    print(f"validation family: seeds {listed}"
+          f"{'' if counts_factor is None else f', counted again at {counts_factor:g} x'}, "
+          f"nanotools reconstruct at "
           f"{'defaults' if not params else params}, {jobs} job(s), on {cpu_model()} "
           f"({os.cpu_count()} cores)")
     print(" seed texture     P/nm   t/nm   counts coherent  sub J0<J1   error      s "
@@ -322,11 +338,12 @@ def run_family(n: int, *, first_seed: int, jobs: int, params: dict, json_path=No
     with tempfile.TemporaryDirectory() as tmp:
         if jobs <= 1:
             for s in seeds:
-                rows.append(run_family_member(s, params=params, folder=Path(tmp)))
+                rows.append(run_family_member(s, params=params, folder=Path(tmp),
+                                              counts_factor=counts_factor))
                 _print_row(rows[-1])
         else:
             with ProcessPoolExecutor(jobs) as pool:
-                for r in pool.map(_run_one, [(s, params, tmp) for s in seeds]):
+                for r in pool.map(_run_one, [(s, params, tmp, counts_factor) for s in seeds]):
                     rows.append(r)
                     _print_row(r)
     summary = summarise(rows)
@@ -352,6 +369,10 @@ def main(argv=None) -> int:
     ap.add_argument("--family", type=int, nargs="?", const=40, default=None, metavar="N",
                     help="run N draws of the validation family (default 40) instead")
     ap.add_argument("--first-seed", type=int, default=0, help="first family seed")
+    ap.add_argument("--seeds", default=None, metavar="LIST",
+                    help="family seeds instead of --family / --first-seed: 3,7,11 or 40:80")
+    ap.add_argument("--counts-factor", type=float, default=None, metavar="F",
+                    help="count each family map again at F times its exposure (fresh noise)")
     ap.add_argument("--jobs", type=int, default=1, help="draws run at once (family)")
     ap.add_argument("--json", default=None, metavar="FILE", help="write every row (family)")
     ap.add_argument("--plot", default=None, metavar="FILE",
@@ -359,9 +380,14 @@ def main(argv=None) -> int:
     ap.add_argument("-p", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"))
     args = ap.parse_args(argv)
     params = parse_pairs(args.p)
-    if args.family is not None:
-        return run_family(args.family, first_seed=args.first_seed, jobs=args.jobs, params=params,
-                          json_path=args.json, plot_path=args.plot)
+    seeds = None
+    if args.seeds:
+        a, _, b = args.seeds.partition(":")
+        seeds = list(range(int(a), int(b))) if b else [int(v) for v in args.seeds.split(",")]
+    if args.family is not None or seeds is not None:
+        return run_family(args.family or 40, first_seed=args.first_seed, jobs=args.jobs,
+                          params=params, json_path=args.json, plot_path=args.plot, seeds=seeds,
+                          counts_factor=args.counts_factor)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for texture in args.textures.split(","):

@@ -206,6 +206,26 @@ def test_family_meets_the_issue_goal(tmp_path):
     assert s["worst"] <= 0.15
 
 
+def test_a_draw_counted_again_has_that_exposure_and_the_same_truth():
+    """``recount`` (``quality.py --counts-factor``): the noise-free map times
+    the factor, fresh Poisson noise (the same for the same seed), the same
+    mask and truth: 20 times the exposure holds 20 times the counts within
+    1e-3, and the film's amplitude scales with the square root."""
+    from nanotools.simulate.family import recount
+    member = draw_family_member(3, shape=(128, 64))
+    a, b = recount(member, 20.0), recount(member, 20.0)
+    assert np.array_equal(a.rsm.intensity, b.rsm.intensity)
+    assert not np.array_equal(recount(member, 1.0).rsm.intensity, member.rsm.intensity)
+    assert abs(a.rsm.intensity.sum() / (20 * member.expected.sum()) - 1) < 1e-3
+    assert a.parameters["total_counts"] == 20 * member.parameters["total_counts"]
+    assert np.array_equal(a.rsm.mask, member.rsm.mask)
+    assert np.array_equal(a.truth_supercell, member.truth_supercell)
+    if member.amplitude is not None:
+        assert np.allclose(np.abs(a.amplitude) ** 2, 20 * np.abs(member.amplitude) ** 2)
+    with pytest.raises(ParameterError):
+        recount(member, 0.0)
+
+
 def test_benchmark_summary_counts_failures_and_the_estimate():
     """The family table on made-up rows: a failure (inf) is the worst draw,
     the quantiles take no interpolation through it, the estimate is judged

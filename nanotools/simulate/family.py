@@ -58,7 +58,7 @@ the middle row.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -66,7 +66,8 @@ from ..analysis import supercell_half_rows
 from ..errors import ParameterError
 from ..io import ReciprocalSpaceMap
 
-__all__ = ["FAMILY_TEXTURES", "FamilyMember", "draw_family_member", "family_supercell"]
+__all__ = ["FAMILY_TEXTURES", "FamilyMember", "draw_family_member", "family_supercell",
+           "recount"]
 
 FAMILY_TEXTURES = ("harmonic", "laminate", "amplitude", "vortex")
 
@@ -522,3 +523,30 @@ def draw_family_member(seed: int, *, ndim: int = 2, shape: tuple = (256, 128)) -
     return FamilyMember(rsm=rsm, truth_supercell=truth, period_nm=P, thickness_nm=t,
                         pixel_nm=(P / n_cell, dz_phasing), G=G, parameters=parameters,
                         expected=expected, amplitude=amplitude)
+
+
+def recount(member: FamilyMember, factor: float) -> FamilyMember:
+    """``member`` counted again, as if exposed ``factor`` times as long.
+
+    Fresh Poisson noise on the noise-free map (film, substrate and
+    background) times ``factor``, from ``np.random.default_rng([seed, 7])``
+    (the same map for the same draw and factor; ``factor = 1`` gives another
+    noise realisation at the draw's own counts). The mask and the truth are
+    the draw's; ``expected`` and ``amplitude`` are scaled with the counts,
+    ``parameters`` gain ``counts_factor`` and their ``total_counts`` scale.
+    Whether more counts would have made an image right is the question it
+    answers (``benchmarks/quality.py --counts-factor``).
+    """
+    factor = float(factor)
+    if not factor > 0:
+        raise ParameterError(f"the counts factor must be positive, got {factor}")
+    rng = np.random.default_rng([int(member.parameters["seed"]), 7])
+    expected = member.expected * factor
+    parameters = dict(member.parameters, counts_factor=factor,
+                      total_counts=float(member.parameters["total_counts"]) * factor)
+    metadata = dict(member.rsm.metadata, family_parameters_json=json.dumps(parameters))
+    rsm = replace(member.rsm, intensity=rng.poisson(expected).astype(np.float64),
+                  metadata=metadata)
+    amplitude = None if member.amplitude is None else member.amplitude * np.sqrt(factor)
+    return replace(member, rsm=rsm, expected=expected, amplitude=amplitude,
+                   parameters=parameters)
