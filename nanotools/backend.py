@@ -814,9 +814,10 @@ def _numba_kernels() -> dict | None:
     if os.environ.get("NANOTOOLS_NO_NUMBA"):
         return None
     try:
-        from . import _kernels
-    except ImportError:  # no Numba
+        import numba  # noqa: F401
+    except ImportError:
         return None
+    from . import _kernels  # an error in the loops themselves is not hidden
     return {name: getattr(_kernels, name) for name in
             ("fourier", "fourier_partial", "intensity", "real", "region_amplitude", "box_mean")}
 
