@@ -21,8 +21,8 @@ from .measure import _FILL_NOISE, _fill_from_support, satellite_comb
 from .peak import locate_peak
 from .pixels import as_mask, fill_masked, parabola_vertex
 
-__all__ = ["BraggPeak", "lattice_position", "locate_bragg_peak", "specular_rod_mask",
-           "zeroth_order_z"]
+__all__ = ["BraggPeak", "lattice_position", "locate_bragg_peak", "rod_line_z",
+           "specular_rod_mask", "zeroth_order_z"]
 
 #: A comb tooth further than this from the lattice position (pixels) means
 #: the q axis is offset (a sample a little off the diffractometer's axis
@@ -50,6 +50,31 @@ _SHARP_RATIO_ONE_SIDED = 4.5
 
 
 @dataclass
+class RodLine:
+    """The line through the centroids of the satellites' rods along ``q_z``
+    (:func:`rod_line_z`).
+
+    Attributes
+    ----------
+    z_px
+        Its value at the zeroth order (pixels along the last axis).
+    orders
+        The orders it was fitted on.
+    brightest
+        The order whose rod holds the most counts.
+    """
+
+    z_px: float
+    orders: np.ndarray
+    brightest: int
+
+    @property
+    def why(self) -> str:
+        return ("line through the centroids of the satellites' rods (orders "
+                f"{', '.join(str(k) for k in self.orders)}) at the zeroth order")
+
+
+@dataclass
 class BraggPeak:
     """The film's Bragg peak in a map and how it was found.
 
@@ -59,10 +84,13 @@ class BraggPeak:
         Sub-pixel position per axis (pixels of the input map).
     reasons
         One line per axis: where the position came from.
+    rod_line
+        What :func:`rod_line_z` found (None where it found nothing).
     """
 
     position_px: tuple
     reasons: tuple
+    rod_line: RodLine | None = None
 
     @property
     def note(self) -> str:
@@ -129,16 +157,11 @@ def _zeroth_tooth(comb, n: int) -> float:
     return float(new)
 
 
-def _film_peak_z(intensity: np.ndarray, mask: np.ndarray):
-    """Out-of-plane position of the film peak and why: the maximum of the
-    rods summed over the map (sub-pixel by a parabola through the log of
-    three samples), unless the centroid of the intensity along ``q_z`` (in a
-    window symmetric about it) is more than half a fringe away. By Parseval the
-    first moment of ``|F|**2`` along ``q_z`` is the film's mean phase
-    gradient along ``z``, which a texture shifts little (its displacement
-    averages out over a period), while the maximum can sit fringes away from
-    ``G`` (tilted domains, a first satellite brighter than the zeroth
-    order)."""
+def _z_profile(intensity: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The rods of ``intensity`` summed over every in-plane pixel, shape
+    ``(nz,)``: masked pixels filled from their neighbours, rows masked
+    across (a detector gap along ``q_z``) filled from the film's extent
+    where the counts fix it, else by a line."""
     others = tuple(range(intensity.ndim - 1))
     filled = fill_masked(intensity, mask)
     profile = filled.sum(axis=others)
@@ -152,13 +175,16 @@ def _film_peak_z(intensity: np.ndarray, mask: np.ndarray):
         fill, sigma = _fill_from_support(np.where(rows_masked, 0.0, profile), rows_masked)
         profile[rows_masked] = fill if sigma <= _FILL_NOISE * np.clip(line, 0, None).sum() \
             else line
-    i = int(np.argmax(ndimage.gaussian_filter1d(profile, 1.0)))
-    lo, hi = max(i - 1, 0), min(i + 2, len(profile))
-    i = lo + int(np.argmax(profile[lo:hi]))
-    top = float(i)
-    if 0 < i < len(profile) - 1 and np.all(profile[i - 1:i + 2] > 0):
-        top += float(np.clip(parabola_vertex(*np.log(profile[i - 1:i + 2])), -0.5, 0.5))
-    centre = top
+    return profile
+
+
+def _window_centroid(profile: np.ndarray, start: float) -> float:
+    """Centroid of ``profile`` in the widest window symmetric about it: the
+    fixed point reached from ``start`` (pixels). A flat background weighs
+    both sides of such a window alike, so it slows the iteration but does
+    not move the fixed point."""
+    z = np.arange(len(profile), dtype=float)
+    centre = float(start)
     for _ in range(20):
         c = int(round(centre))
         half = min(c, len(profile) - 1 - c)
@@ -168,19 +194,140 @@ def _film_peak_z(intensity: np.ndarray, mask: np.ndarray):
         weights = np.clip(profile[window], 0.0, None)
         new = float(np.sum(z[window] * weights) / max(weights.sum(), 1e-300))
         if abs(new - centre) < 0.01:
-            centre = new
-            break
+            return new
         centre = new
-    # the maximum is the more precise where the two agree; a centroid more
-    # than half a fringe away means the maximum is a fringe of a displaced rod
+    return centre
+
+
+#: A satellite's rod enters the line of :func:`rod_line_z` with at least this
+#: share of the brightest rod's counts ...
+_ROD_MIN_SHARE = 0.01
+#: ... and a centroid window reaching this many pixels to each side (a rod
+#: running off the map along ``q_z`` has its centroid pulled inside).
+_ROD_MIN_HALF = 4
+
+
+def rod_line_z(intensity: np.ndarray, mask: np.ndarray, x0: float, spacing_px: float):
+    """Out-of-plane position of the zeroth order from the rods of every
+    satellite: satellite ``m`` sits at ``G + m k``, so with walls or waves
+    inclined through the film (``k`` with a component along ``z``) its rod
+    is centred ``m k_z`` away from ``G`` along ``q_z``, and the centroids of
+    the rods lie on a line whose value at ``m = 0`` is ``G``. Summed over the
+    map, rods of unequal brightness (a first order brighter than the zeroth
+    and than its opposite order) peak and centre off ``G``; the line does
+    not (validation-family laminates with ``J0 < J1``: 2-4 pixels off
+    before).
+
+    Each rod is the columns within a quarter spacing of ``x0 + m
+    spacing_px`` along the first in-plane axis (summed over the others),
+    its centroid :func:`_window_centroid`; rods with a column masked along
+    most of ``q_z`` (a substrate rod, a detector gap), fainter than
+    :data:`_ROD_MIN_SHARE` of the brightest or too near the map's edge
+    along ``q_z`` are left out. The line is fitted by least
+    squares weighted by the rods' counts, dropping points more than a pixel
+    (or three robust sigma) off it.
+
+    Parameters
+    ----------
+    intensity
+        Counts, shape ``(nx[, ny], nz)``, out-of-plane axis last.
+    mask
+        Bool, same shape.
+    x0
+        In-plane position of the zeroth order along axis 0 (pixels).
+    spacing_px
+        Satellite spacing along axis 0 (pixels).
+
+    Returns
+    -------
+    RodLine or None
+        None where neither the zeroth order nor a pair of opposite orders
+        enters the line.
+    """
+    n = intensity.shape[0]
+    s = abs(float(spacing_px))
+    columns = np.arange(n)
+    orders, centres, counts = [], [], []
+    for m in range(-int(np.ceil(x0 / s)), int(np.ceil((n - 1 - x0) / s)) + 1):
+        near = np.abs(columns - (x0 + m * s)) <= max(0.25 * s, 0.5)
+        # a column masked along most of q_z (a substrate rod, a gap) leaves
+        # the rest of the rod to the tails of what it hides
+        if not near.any() or (mask[near].reshape(near.sum(), -1).mean(axis=1) > 0.5).any():
+            continue
+        profile = _z_profile(intensity[near], mask[near])
+        signal = np.clip(profile - np.percentile(profile, 10), 0.0, None)
+        start = float(np.argmax(ndimage.gaussian_filter1d(signal, 1.0)))
+        c = _window_centroid(signal, start)
+        if min(c, len(profile) - 1 - c) < _ROD_MIN_HALF:
+            continue
+        orders.append(m)
+        centres.append(c)
+        counts.append(signal.sum())
+    if not orders:
+        return None
+    m, c, w = np.array(orders, float), np.array(centres), np.array(counts)
+    brightest = int(m[np.argmax(w)])
+    keep = w >= _ROD_MIN_SHARE * w.max()
+    for _ in range(5):
+        if not (0 in m[keep] or any(-k in m[keep] for k in m[keep] if k > 0)):
+            return None
+        if keep.sum() == 1:  # the zeroth order alone
+            return RodLine(float(c[keep][0]), m[keep].astype(int), brightest)
+        slope, z0 = np.polyfit(m[keep], c[keep], 1, w=np.sqrt(w[keep]))
+        resid = np.abs(c - (z0 + slope * m))
+        spread = 1.4826 * np.median(resid[keep])
+        new = (w >= _ROD_MIN_SHARE * w.max()) & (resid <= max(1.0, 3 * spread))
+        if np.array_equal(new, keep) or not new.any():
+            break
+        keep = new
+    return RodLine(float(z0), m[keep].astype(int), brightest)
+
+
+def _film_peak_z(intensity: np.ndarray, mask: np.ndarray, rods: RodLine | None = None):
+    """Out-of-plane position of the film peak and why: the maximum of the
+    rods summed over the map (sub-pixel by a parabola through the log of
+    three samples), unless a second estimate is more than half a fringe
+    away: the line through the satellites' rods (``rods``, from
+    :func:`rod_line_z`) where there is one, else the centroid of the
+    intensity along ``q_z`` (in a window symmetric about it); the line also
+    where it is more than a pixel away and the brightest rod is a
+    satellite's, on which the maximum then sits. By Parseval
+    the first moment of ``|F|**2`` along ``q_z`` is the film's mean phase
+    gradient along ``z``, which a texture shifts little (its displacement
+    averages out over a period), while the maximum can sit fringes away
+    from ``G`` (tilted domains, a first satellite brighter than the zeroth
+    order); but where part of the satellites' rods is cut by the map or
+    outshines the rest, the centroid moves too, and the line does not."""
+    profile = _z_profile(intensity, mask)
+    i = int(np.argmax(ndimage.gaussian_filter1d(profile, 1.0)))
+    lo, hi = max(i - 1, 0), min(i + 2, len(profile))
+    i = lo + int(np.argmax(profile[lo:hi]))
+    top = float(i)
+    if 0 < i < len(profile) - 1 and np.all(profile[i - 1:i + 2] > 0):
+        top += float(np.clip(parabola_vertex(*np.log(profile[i - 1:i + 2])), -0.5, 0.5))
+    if rods is not None:
+        centre, what = rods.z_px, rods.why
+    else:
+        centre = _window_centroid(profile, top)
+        what = "centroid of the map's intensity along q_z (the film's mean lattice)"
+    # the maximum is the more precise where the two agree (a rod's centroid
+    # moves with its shape: 1 pixel on an amplitude texture whose zeroth
+    # order peaks at G); a centroid more than half a fringe away means the
+    # maximum is a fringe of a displaced rod, and so does a line more than
+    # a pixel away where a satellite's rod is the brightest (a first order
+    # brighter than the zeroth, centred less than half a fringe from G:
+    # family laminates 69 and 161, 2.0 and 2.7 pixels off before)
     right = np.flatnonzero(np.diff(profile[i:]) > 0)
     left = np.flatnonzero(np.diff(profile[:i + 1][::-1]) > 0)
     fringe = float(np.mean([r[0] if r.size else np.inf for r in (left, right)]))
-    if abs(centre - top) > max(0.5 * fringe, 1.0):
-        return centre, (f"out-of-plane: centroid of the map's intensity along q_z (the film's "
-                        f"mean lattice); the brightest row is {top - centre:+.1f} pixels from it")
-    return top, ("out-of-plane: maximum of the rods summed over the map (the centroid "
-                 f"agrees within {abs(centre - top):.1f} pixels)")
+    tolerance = max(0.5 * fringe, 1.0)
+    if rods is not None and rods.brightest != 0:
+        tolerance = 1.0
+    if abs(centre - top) > tolerance:
+        return centre, (f"out-of-plane: {what}; the brightest row is {top - centre:+.1f} "
+                        "pixels from it")
+    return top, ("out-of-plane: maximum of the rods summed over the map (the "
+                 f"{what.split(' (')[0]} agrees within {abs(centre - top):.1f} pixels)")
 
 
 def zeroth_order_z(intensity: np.ndarray, mask: np.ndarray, x0: float):
@@ -257,11 +404,13 @@ def locate_bragg_peak(intensity: np.ndarray, mask: np.ndarray | None, q: tuple, 
     mask = as_mask(intensity, mask)
     names = tuple(axis_names) + ("",) * intensity.ndim
     position, reasons = [], []
-    brightest = None
+    brightest = first_comb = None
     for a in range(intensity.ndim - 1):
         n = intensity.shape[a]
         lattice = lattice_position(q[a], axis_name=names[a], metadata=metadata)
         comb = satellite_comb(intensity, mask, axis=a)
+        if a == 0:
+            first_comb = comb
         if lattice is not None:
             p, why = lattice
             if comb is not None:
@@ -283,10 +432,13 @@ def locate_bragg_peak(intensity: np.ndarray, mask: np.ndarray | None, q: tuple, 
             why = f"brightest feature along axis {a} (no lattice, no satellites)"
         position.append(float(p))
         reasons.append(why)
-    z, why = _film_peak_z(intensity, mask)
+    # the satellites' rods along the first in-plane axis, where it has a comb
+    rods = None if first_comb is None else rod_line_z(intensity, mask, position[0],
+                                                      first_comb.spacing_px)
+    z, why = _film_peak_z(intensity, mask, rods)
     position.append(z)
     reasons.append(why)
-    return BraggPeak(tuple(position), tuple(reasons))
+    return BraggPeak(tuple(position), tuple(reasons), rods)
 
 
 def _pair_ratio(column: np.ndarray, i: int) -> float:
