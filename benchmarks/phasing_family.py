@@ -22,6 +22,10 @@ transform ring beyond the film's top and bottom.
 ``--counts-factor F`` counts each map again at F times its exposure
 (:func:`nanotools.simulate.family.recount`).
 
+``--no-substrate`` makes each substrate draw without its substrate peak and
+rod (every other parameter the draw's own), so that nothing is masked on
+the specular line: what the substrate and the masked zeroth order cost.
+
 ``--pad-z F`` pads the map along q_z to F times its rows with free (masked)
 pixels, so that the runs' real-space pixels are F times finer along z; the
 chosen supercell is averaged back over groups of F rows before it is
@@ -30,7 +34,7 @@ compared (F an integer).
 Usage::
 
     python benchmarks/phasing_family.py --seeds 1000:1012 [--shape 128,64] [--jobs 2]
-        [--pad-z 2] [--counts-factor 20] [-p NAME VALUE]
+        [--pad-z 2] [--counts-factor 20] [--no-substrate] [-p NAME VALUE]
 
 Prints one row per draw, then median, 90th percentile and worst error, the
 share within 0.05 and the mean phasing time. ``--shape 128,64`` draws
@@ -135,10 +139,12 @@ def rows_averaged(cell: np.ndarray, factor: int) -> np.ndarray:
 
 
 def run_draw(seed: int, params: dict, *, shape=(256, 128), pipeline_seed: int = 0,
-             pad_z: int = 1, counts_factor: float | None = None) -> dict:
+             pad_z: int = 1, counts_factor: float | None = None,
+             substrate: bool = True) -> dict:
     """One draw: phasing and pattern recognition against the truth (a row);
-    ``counts_factor``: the map counted again (:func:`recount`)."""
-    member = draw_family_member(seed, shape=shape)
+    ``counts_factor``: the map counted again (:func:`recount`);
+    ``substrate=False``: a substrate draw made without its substrate."""
+    member = draw_family_member(seed, shape=shape, substrate=substrate)
     if counts_factor is not None:
         member = recount(member, counts_factor)
     p = member.parameters
@@ -185,8 +191,9 @@ def run_draw(seed: int, params: dict, *, shape=(256, 128), pipeline_seed: int = 
 
 
 def _run_one(job: tuple) -> dict:
-    seed, params, shape, pad_z, counts_factor = job
-    return run_draw(seed, params, shape=shape, pad_z=pad_z, counts_factor=counts_factor)
+    seed, params, shape, pad_z, counts_factor, substrate = job
+    return run_draw(seed, params, shape=shape, pad_z=pad_z, counts_factor=counts_factor,
+                    substrate=substrate)
 
 
 def main(argv=None) -> int:
@@ -198,6 +205,8 @@ def main(argv=None) -> int:
                     help="pad the map along q_z to this many times its rows (free pixels)")
     ap.add_argument("--counts-factor", type=float, default=None, metavar="F",
                     help="count each map again at F times its exposure (fresh noise)")
+    ap.add_argument("--no-substrate", action="store_true",
+                    help="make substrate draws without their substrate (nothing to mask)")
     ap.add_argument("-p", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"))
     args = ap.parse_args(argv)
     seeds = (range(*map(int, args.seeds.split(":"))) if ":" in args.seeds
@@ -205,7 +214,8 @@ def main(argv=None) -> int:
     shape = tuple(int(n) for n in args.shape.split(","))
     params = {**defaults(), **parse_pairs(args.p)}
     rows = []
-    jobs = [(seed, params, shape, args.pad_z, args.counts_factor) for seed in seeds]
+    jobs = [(seed, params, shape, args.pad_z, args.counts_factor, not args.no_substrate)
+            for seed in seeds]
     with ProcessPoolExecutor(args.jobs) if args.jobs > 1 else nullcontext() as pool:
         for r in (pool.map(_run_one, jobs) if pool else map(_run_one, jobs)):
             rows.append(r)

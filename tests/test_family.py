@@ -132,6 +132,29 @@ def test_substrate_peak_sits_on_the_specular_line(seed):
     assert rod > 3 * beside
 
 
+def test_a_substrate_draw_made_without_its_substrate():
+    """``substrate=False`` leaves out only the substrate: the same texture,
+    truth and film, the noise-free maps differing by the rod alone (on the
+    specular columns, a tenth of the film's brightest pixel or more even on
+    this small map, whose window the substrate's peak lies beyond; nothing
+    beyond 4 pixels of them), and the substrate's parameters kept aside. A draw without a substrate is the same map bit
+    for bit."""
+    seed, shape = 1, (64, 32)
+    a = draw_family_member(seed, shape=shape)
+    b = draw_family_member(seed, shape=shape, substrate=False)
+    assert a.parameters["substrate"] is not None and b.parameters["substrate"] is None
+    assert b.parameters["substrate_left_out"] == a.parameters["substrate"]
+    np.testing.assert_array_equal(a.truth_supercell, b.truth_supercell)
+    rod = a.expected - b.expected
+    assert rod.min() >= 0 and rod.max() > 0.1 * b.expected.max()
+    column = int(round(a.parameters["bragg_peak_px"][0]))
+    far = np.abs(np.arange(shape[0]) - column) > 4
+    assert rod[far].max() < 1e-6 * rod.max()
+    c, d = draw_family_member(0, shape=shape), draw_family_member(0, shape=shape, substrate=False)
+    assert c.parameters["substrate"] is None
+    np.testing.assert_array_equal(c.rsm.intensity, d.rsm.intensity)
+
+
 @pytest.mark.parametrize("seed, broader", [(6, 1.3), (3, 1.2), (0, None)])
 def test_ensemble_higher_orders_are_broader(seed, broader):
     """Cell-width jitter in the ensemble broadens order 3 more than order 1

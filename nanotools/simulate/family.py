@@ -371,7 +371,8 @@ def _pixel_profile(centres: np.ndarray, position: float, cdf) -> np.ndarray:
     return cdf(centres + 0.5 - position) - cdf(centres - 0.5 - position)
 
 
-def draw_family_member(seed: int, *, ndim: int = 2, shape: tuple = (256, 128)) -> FamilyMember:
+def draw_family_member(seed: int, *, ndim: int = 2, shape: tuple = (256, 128),
+                       substrate: bool = True) -> FamilyMember:
     """Draw one map of the validation family.
 
     Parameters
@@ -382,6 +383,14 @@ def draw_family_member(seed: int, *, ndim: int = 2, shape: tuple = (256, 128)) -
         Only 2 (maps ``(qx, qz)``) for now.
     shape
         Map size ``(nx, nz)`` (pixels).
+    substrate
+        False: a draw that has a substrate peak is made without it, to
+        measure what the substrate and its masked rod cost. Its parameters
+        are still drawn, so every other parameter and the truth are the
+        draw's own (the Poisson noise comes from the same stream, but its
+        values differ once the expected counts do);
+        ``parameters["substrate"]`` is None and
+        ``parameters["substrate_left_out"]`` holds them.
 
     Returns
     -------
@@ -442,7 +451,7 @@ def draw_family_member(seed: int, *, ndim: int = 2, shape: tuple = (256, 128)) -
         amplitude *= np.sqrt(scale)
     expected = film.copy()
 
-    substrate = None
+    with_substrate, substrate = substrate, None
     if rng.random() < 1 / 3:
         substrate = dict(fringes_from_film=float(rng.choice([-1, 1]) * rng.uniform(2, 6)),
                          brightness=float(10 ** rng.uniform(1, 3)),
@@ -460,7 +469,8 @@ def draw_family_member(seed: int, *, ndim: int = 2, shape: tuple = (256, 128)) -
             d / (np.sqrt(2) * substrate["sigma_x_px"])))[0] *
             _pixel_profile(np.zeros(1), 0.0,
                            lambda d: np.arctan(d / substrate["hwhm_z_px"]) / np.pi)[0])
-        expected += rod * substrate["brightness"] * film.max() / peak_pixel
+        if with_substrate:
+            expected += rod * substrate["brightness"] * film.max() / peak_pixel
 
     bkind = str(rng.choice(["none", "flat", "smooth"]))
     background = dict(kind=bkind, level=0.0)
@@ -510,9 +520,12 @@ def draw_family_member(seed: int, *, ndim: int = 2, shape: tuple = (256, 128)) -
         coherence=coh, satellite_width_px=satellite_width_px, satellite_spacing_px=spacing_px,
         oversampling_z=oversampling_z, q_step_per_A=[dqx / 10, dqz / 10],
         bragg_peak_px=[float(p) for p in peak_px], fine_grid=geo,
-        total_counts=total_counts, substrate=substrate, background=background, gap=gap,
+        total_counts=total_counts, substrate=substrate if with_substrate else None,
+        background=background, gap=gap,
         hot_pixels=[[int(a), int(b)] for a, b in zip(*hot)],
         dead_pixels=[[int(a), int(b)] for a, b in zip(*(b[n_hot:] for b in bad))])
+    if not with_substrate and substrate is not None:
+        parameters["substrate_left_out"] = substrate
     q = (qx_nm / 10.0, G + dqz_nm / 10.0)  # 1 nm = 10 angstrom
     rsm = ReciprocalSpaceMap(
         intensity=counts, mask=mask, q=q, axis_names=("qx", "qz"),
