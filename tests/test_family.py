@@ -137,8 +137,8 @@ def test_a_substrate_draw_made_without_its_substrate():
     truth and film, the noise-free maps differing by the rod alone (on the
     specular columns, a tenth of the film's brightest pixel or more even on
     this small map, whose window the substrate's peak lies beyond; nothing
-    beyond 4 pixels of them), and the substrate's parameters kept aside. A draw without a substrate is the same map bit
-    for bit."""
+    beyond 4 pixels of them), and the substrate's parameters kept aside. A
+    draw without a substrate is the same map bit for bit."""
     seed, shape = 1, (64, 32)
     a = draw_family_member(seed, shape=shape)
     b = draw_family_member(seed, shape=shape, substrate=False)
