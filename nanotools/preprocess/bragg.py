@@ -68,10 +68,11 @@ class RodLine:
     orders: np.ndarray
     brightest: int
 
+    name = "line through the centroids of the satellites' rods"
+
     @property
     def why(self) -> str:
-        return ("line through the centroids of the satellites' rods (orders "
-                f"{', '.join(str(k) for k in self.orders)}) at the zeroth order")
+        return f"{self.name} (orders {', '.join(str(k) for k in self.orders)}) at the zeroth order"
 
 
 @dataclass
@@ -84,13 +85,10 @@ class BraggPeak:
         Sub-pixel position per axis (pixels of the input map).
     reasons
         One line per axis: where the position came from.
-    rod_line
-        What :func:`rod_line_z` found (None where it found nothing).
     """
 
     position_px: tuple
     reasons: tuple
-    rod_line: RodLine | None = None
 
     @property
     def note(self) -> str:
@@ -273,14 +271,14 @@ def rod_line_z(intensity: np.ndarray, mask: np.ndarray, x0: float, spacing_px: f
             return None
         if keep.sum() == 1:  # the zeroth order alone
             return RodLine(float(c[keep][0]), m[keep].astype(int), brightest)
-        slope, z0 = np.polyfit(m[keep], c[keep], 1, w=np.sqrt(w[keep]))
+        fitted = keep
+        slope, z0 = np.polyfit(m[fitted], c[fitted], 1, w=np.sqrt(w[fitted]))
         resid = np.abs(c - (z0 + slope * m))
-        spread = 1.4826 * np.median(resid[keep])
-        new = (w >= _ROD_MIN_SHARE * w.max()) & (resid <= max(1.0, 3 * spread))
-        if np.array_equal(new, keep) or not new.any():
+        spread = 1.4826 * np.median(resid[fitted])
+        keep = (w >= _ROD_MIN_SHARE * w.max()) & (resid <= max(1.0, 3 * spread))
+        if np.array_equal(keep, fitted) or not keep.any():
             break
-        keep = new
-    return RodLine(float(z0), m[keep].astype(int), brightest)
+    return RodLine(float(z0), m[fitted].astype(int), brightest)
 
 
 def _film_peak_z(intensity: np.ndarray, mask: np.ndarray, rods: RodLine | None = None):
@@ -306,10 +304,11 @@ def _film_peak_z(intensity: np.ndarray, mask: np.ndarray, rods: RodLine | None =
     if 0 < i < len(profile) - 1 and np.all(profile[i - 1:i + 2] > 0):
         top += float(np.clip(parabola_vertex(*np.log(profile[i - 1:i + 2])), -0.5, 0.5))
     if rods is not None:
-        centre, what = rods.z_px, rods.why
+        centre, what, name = rods.z_px, rods.why, rods.name
     else:
         centre = _window_centroid(profile, top)
-        what = "centroid of the map's intensity along q_z (the film's mean lattice)"
+        name = "centroid of the map's intensity along q_z"
+        what = f"{name} (the film's mean lattice)"
     # the maximum is the more precise where the two agree (a rod's centroid
     # moves with its shape: 1 pixel on an amplitude texture whose zeroth
     # order peaks at G); a centroid more than half a fringe away means the
@@ -327,7 +326,7 @@ def _film_peak_z(intensity: np.ndarray, mask: np.ndarray, rods: RodLine | None =
         return centre, (f"out-of-plane: {what}; the brightest row is {top - centre:+.1f} "
                         "pixels from it")
     return top, ("out-of-plane: maximum of the rods summed over the map (the "
-                 f"{what.split(' (')[0]} agrees within {abs(centre - top):.1f} pixels)")
+                 f"{name} agrees within {abs(centre - top):.1f} pixels)")
 
 
 def zeroth_order_z(intensity: np.ndarray, mask: np.ndarray, x0: float):
@@ -438,7 +437,7 @@ def locate_bragg_peak(intensity: np.ndarray, mask: np.ndarray | None, q: tuple, 
     z, why = _film_peak_z(intensity, mask, rods)
     position.append(z)
     reasons.append(why)
-    return BraggPeak(tuple(position), tuple(reasons), rods)
+    return BraggPeak(tuple(position), tuple(reasons))
 
 
 def _pair_ratio(column: np.ndarray, i: int) -> float:
