@@ -25,6 +25,9 @@ transform ring beyond the film's top and bottom.
 ``--no-substrate`` makes each substrate draw without its substrate peak and
 rod (every other parameter the draw's own), so that nothing is masked on
 the specular line: what the substrate and the masked zeroth order cost.
+``--rod-mask-from-truth SHARE`` masks a substrate's rod only where its
+expected counts exceed SHARE of the film's (both known from the draw)
+instead of on 7 whole columns: what a mask drawn pixel by pixel would give.
 
 ``--pad-z F`` pads the map along q_z to F times its rows with free (masked)
 pixels, so that the runs' real-space pixels are F times finer along z; the
@@ -34,7 +37,8 @@ compared (F an integer).
 Usage::
 
     python benchmarks/phasing_family.py --seeds 1000:1012 [--shape 128,64] [--jobs 2]
-        [--pad-z 2] [--counts-factor 20] [--no-substrate] [-p NAME VALUE]
+        [--pad-z 2] [--counts-factor 20] [--no-substrate | --rod-mask-from-truth 0.1]
+        [-p NAME VALUE]
 
 Prints one row per draw, then median, 90th percentile and worst error, the
 share within 0.05 and the mean phasing time. ``--shape 128,64`` draws
@@ -63,13 +67,25 @@ from nanotools.simulate.family import draw_family_member, recount
 from nanotools.trust import run_noise_floor
 
 
-def prepared_from_truth(member) -> PreparedMap:
-    """The map as phasing wants it, with every number taken from the truth."""
+def prepared_from_truth(member, rod_share: float | None = None) -> PreparedMap:
+    """The map as phasing wants it, with every number taken from the truth.
+
+    A substrate's specular rod is masked on 7 columns over the whole
+    ``q_z`` range, as preprocessing does; with ``rod_share``, only the
+    pixels where the substrate's expected counts exceed that share of the
+    film's (both from the truth) are."""
     p = member.parameters
     rsm = member.rsm
     mask = np.array(rsm.mask, bool)
     peak = tuple(float(v) for v in p["bragg_peak_px"])
-    if p["substrate"] is not None:  # the specular rod (and its tails along x), left free
+    if p["substrate"] is not None and rod_share is not None:
+        # the draw's noise-free maps with and without the substrate (a share:
+        # the same whatever the counts)
+        shape = rsm.intensity.shape
+        full = draw_family_member(p["seed"], shape=shape).expected
+        film = draw_family_member(p["seed"], shape=shape, substrate=False).expected
+        mask |= full - film > rod_share * film
+    elif p["substrate"] is not None:  # the specular rod (and its tails along x), left free
         x0 = int(round(peak[0]))
         mask[x0 - 3:x0 + 4, :] = True
     background = p["background"]["level"] if p["background"]["kind"] == "flat" else 0.0
@@ -140,10 +156,11 @@ def rows_averaged(cell: np.ndarray, factor: int) -> np.ndarray:
 
 def run_draw(seed: int, params: dict, *, shape=(256, 128), pipeline_seed: int = 0,
              pad_z: int = 1, counts_factor: float | None = None,
-             substrate: bool = True) -> dict:
+             substrate: bool = True, rod_share: float | None = None) -> dict:
     """One draw: phasing and pattern recognition against the truth (a row);
     ``counts_factor``: the map counted again (:func:`recount`);
-    ``substrate=False``: a substrate draw made without its substrate."""
+    ``substrate=False``: a substrate draw made without its substrate;
+    ``rod_share``: see :func:`prepared_from_truth`."""
     member = draw_family_member(seed, shape=shape, substrate=substrate)
     if counts_factor is not None:
         member = recount(member, counts_factor)
@@ -152,7 +169,7 @@ def run_draw(seed: int, params: dict, *, shape=(256, 128), pipeline_seed: int = 
                error=np.inf, best_cluster=np.inf, average=np.nan, seconds=0.0, failure="",
                run_misfit=np.nan, truth_misfit=np.nan, cut_misfit=np.nan)
     try:
-        prep = prepared_from_truth(member)
+        prep = prepared_from_truth(member, rod_share)
         obj = true_object(member, prep, bool(params.get("pixel_average", True)))
         if obj is not None:
             support = initial_support(obj.shape, tuple(prep.pixel_nm),
@@ -191,9 +208,9 @@ def run_draw(seed: int, params: dict, *, shape=(256, 128), pipeline_seed: int = 
 
 
 def _run_one(job: tuple) -> dict:
-    seed, params, shape, pad_z, counts_factor, substrate = job
+    seed, params, shape, pad_z, counts_factor, substrate, rod_share = job
     return run_draw(seed, params, shape=shape, pad_z=pad_z, counts_factor=counts_factor,
-                    substrate=substrate)
+                    substrate=substrate, rod_share=rod_share)
 
 
 def main(argv=None) -> int:
@@ -207,6 +224,9 @@ def main(argv=None) -> int:
                     help="count each map again at F times its exposure (fresh noise)")
     ap.add_argument("--no-substrate", action="store_true",
                     help="make substrate draws without their substrate (nothing to mask)")
+    ap.add_argument("--rod-mask-from-truth", type=float, default=None, metavar="SHARE",
+                    help="mask a substrate's rod only where its expected counts exceed SHARE "
+                         "of the film's (from the truth) instead of on 7 whole columns")
     ap.add_argument("-p", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"))
     args = ap.parse_args(argv)
     seeds = (range(*map(int, args.seeds.split(":"))) if ":" in args.seeds
@@ -214,8 +234,8 @@ def main(argv=None) -> int:
     shape = tuple(int(n) for n in args.shape.split(","))
     params = {**defaults(), **parse_pairs(args.p)}
     rows = []
-    jobs = [(seed, params, shape, args.pad_z, args.counts_factor, not args.no_substrate)
-            for seed in seeds]
+    jobs = [(seed, params, shape, args.pad_z, args.counts_factor, not args.no_substrate,
+             args.rod_mask_from_truth) for seed in seeds]
     with ProcessPoolExecutor(args.jobs) if args.jobs > 1 else nullcontext() as pool:
         for r in (pool.map(_run_one, jobs) if pool else map(_run_one, jobs)):
             rows.append(r)
