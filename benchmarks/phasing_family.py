@@ -86,12 +86,11 @@ def prepared_from_truth(member, rod_share: float | None = None,
     mask = np.array(rsm.mask, bool)
     peak = tuple(float(v) for v in p["bragg_peak_px"])
     if p["substrate"] is not None and rod_share is not None:
-        # the draw's noise-free maps with and without the substrate (a share:
-        # the same whatever the counts)
-        shape = rsm.intensity.shape
-        full = draw_family_member(p["seed"], shape=shape).expected
-        film = draw_family_member(p["seed"], shape=shape, substrate=False).expected
-        mask |= full - film > rod_share * film
+        # the member's noise-free map against the same draw without its
+        # substrate, counted like the member (recount scales expected)
+        film = draw_family_member(p["seed"], shape=rsm.intensity.shape, substrate=False).expected
+        film = film * p.get("counts_factor", 1.0)
+        mask |= member.expected - film > rod_share * film
     elif p["substrate"] is not None and not rod_subtract:
         # the specular rod (and its tails along x), left free
         x0 = int(round(peak[0]))
