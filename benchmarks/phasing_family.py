@@ -4,8 +4,9 @@ Measures phase retrieval and pattern recognition, not preprocessing: each
 draw of :func:`nanotools.simulate.family.draw_family_member` is centred on
 its true Bragg peak, given its true period, thickness and coherent-patch
 width, its flat background (zero for the others; a smooth one is left in),
-and its specular rod masked when it has a substrate (what preprocessing is
-meant to do). Then ``phase_retrieval`` and ``find_supercells`` run with the
+and its substrate's rod subtracted when it has one (what preprocessing
+does: :func:`nanotools.preprocess.substrate.subtract_substrate_rod`, the
+rod modelled from the map itself). Then ``phase_retrieval`` and ``find_supercells`` run with the
 registry's defaults (or ``-p NAME VALUE``) and the chosen supercell is
 compared with the truth by ``compare_supercells``.
 
@@ -24,13 +25,12 @@ transform ring beyond the film's top and bottom.
 
 ``--no-substrate`` makes each substrate draw without its substrate peak and
 rod (every other parameter the draw's own), so that nothing is masked on
-the specular line: what the substrate and the masked zeroth order cost.
-``--rod-mask-from-truth SHARE`` masks a substrate's rod only where its
-expected counts exceed SHARE of the film's (both known from the draw)
-instead of on 7 whole columns: what a mask drawn pixel by pixel would give.
-``--rod-subtract`` subtracts a rod modelled from the map itself
-(:func:`subtract_specular_rod`, a prototype for preprocessing) and masks
-only where it swamps the film.
+the specular line: what the substrate costs. ``--rod-columns`` masks a
+substrate's rod on 7 whole columns over the whole q_z range instead (the
+preprocessing of earlier releases, ``-p mask_specular columns``).
+``--rod-mask-from-truth SHARE`` masks it only where its expected counts
+exceed SHARE of the film's (both known from the draw): what a mask drawn
+pixel by pixel would give.
 
 ``--pad-z F`` pads the map along q_z to F times its rows with free (masked)
 pixels, so that the runs' real-space pixels are F times finer along z; the
@@ -41,7 +41,7 @@ Usage::
 
     python benchmarks/phasing_family.py --seeds 1000:1012 [--shape 128,64] [--jobs 2]
         [--pad-z 2] [--counts-factor 20]
-        [--no-substrate | --rod-mask-from-truth 0.1 | --rod-subtract]
+        [--no-substrate | --rod-columns | --rod-mask-from-truth 0.1]
         [-p NAME VALUE]
 
 Prints one row per draw, then median, 90th percentile and worst error, the
@@ -61,28 +61,35 @@ from contextlib import nullcontext
 from dataclasses import replace
 
 import numpy as np
-from scipy.optimize import least_squares
 
 from nanotools.analysis import compare_supercells
 from nanotools.params import defaults, parse_pairs
 from nanotools.patterns import find_supercells
 from nanotools.phasing import initial_support, phase_retrieval, pixel_averaged, pixel_transfer
-from nanotools.preprocess import PreparedMap, centre_and_crop, subtract_background
+from nanotools.preprocess import (
+    PreparedMap,
+    centre_and_crop,
+    specular_rod_mask,
+    subtract_background,
+    subtract_substrate_rod,
+)
 from nanotools.simulate.family import draw_family_member, recount
 from nanotools.trust import run_noise_floor
 
 
 def prepared_from_truth(member, rod_share: float | None = None,
-                        rod_subtract: bool = False) -> PreparedMap:
+                        rod_columns: bool = False) -> PreparedMap:
     """The map as phasing wants it, with every number taken from the truth.
 
-    A substrate's specular rod is masked on 7 columns over the whole
-    ``q_z`` range, as preprocessing does; with ``rod_share``, only the
-    pixels where the substrate's expected counts exceed that share of the
-    film's (both from the truth) are; with ``rod_subtract``, it is
-    subtracted (:func:`subtract_specular_rod`, nothing from the truth)."""
+    A substrate's rod is subtracted as preprocessing does (found and
+    modelled from the map: nothing of it from the truth but the specular
+    line's column); with ``rod_columns``, it is masked on 7 columns over
+    the whole ``q_z`` range instead; with ``rod_share``, only the pixels
+    where the substrate's expected counts exceed that share of the film's
+    (both from the truth) are masked."""
     p = member.parameters
     rsm = member.rsm
+    intensity = np.asarray(rsm.intensity, float)
     mask = np.array(rsm.mask, bool)
     peak = tuple(float(v) for v in p["bragg_peak_px"])
     if p["substrate"] is not None and rod_share is not None:
@@ -91,70 +98,28 @@ def prepared_from_truth(member, rod_share: float | None = None,
         film = draw_family_member(p["seed"], shape=rsm.intensity.shape, substrate=False).expected
         film = film * p.get("counts_factor", 1.0)
         mask |= member.expected - film > rod_share * film
-    elif p["substrate"] is not None and not rod_subtract:
+    elif p["substrate"] is not None and rod_columns:
         # the specular rod (and its tails along x), left free
         x0 = int(round(peak[0]))
         mask[x0 - 3:x0 + 4, :] = True
+    elif p["substrate"] is not None:
+        rod = specular_rod_mask(intensity, mask, peak[:-1])[0]
+        if rod.any():
+            subtracted = subtract_substrate_rod(intensity, mask, rod)
+            intensity, mask = subtracted.intensity, subtracted.mask
     background = p["background"]["level"] if p["background"]["kind"] == "flat" else 0.0
-    clipped = subtract_background(np.asarray(rsm.intensity, float), background, mask)
+    clipped = subtract_background(intensity, background, mask)
     window = centre_and_crop(clipped, mask, peak)
     q_step = tuple(float(s) for s in p["q_step_per_A"])
     pixel_nm = tuple(float(2 * np.pi / (n * s) / 10.0)
                      for n, s in zip(window.intensity.shape, q_step))
     P = float(p["period_nm"])
-    prepared = PreparedMap(
+    return PreparedMap(
         intensity=window.intensity, mask=window.mask, q_step=q_step, G=float(p["G"]),
         pixel_nm=pixel_nm, period_nm=P, period_err_nm=0.0, thickness_nm=float(p["thickness_nm"]),
         thickness_err_nm=0.0, patch_nm=float(p["coherence"]["patch_periods"]) * P,
         background=float(background), peak_index=peak, notes=["preprocessing from the truth"],
         source=rsm.source, peak_residual=tuple(window.residual), bin=1)
-    if p["substrate"] is not None and rod_subtract:
-        return subtract_specular_rod(prepared)[0]
-    return prepared
-
-
-def _lorentzian_pixels(z: np.ndarray, centre: float, hwhm: float) -> np.ndarray:
-    """A Lorentzian of area 1 integrated over unit pixels at ``z``."""
-    return (np.arctan((z + 0.5 - centre) / hwhm) - np.arctan((z - 0.5 - centre) / hwhm)) / np.pi
-
-
-def subtract_specular_rod(prep: PreparedMap, half: int = 3, swamp: float = 1.0):
-    """A prototype, measured here before it moves into preprocessing: the
-    substrate's truncation rod subtracted from the columns within ``half``
-    of the specular line of an unmasked window, instead of masking them.
-
-    The rod is a lateral profile (its shape at the substrate peak's rows,
-    over a line across from the columns beside it) times a Lorentzian
-    along ``q_z`` fitted to its excess on the rows within 4 pixels of that
-    peak; pixels where the modelled rod exceeds ``swamp`` times what is
-    left of the film are masked. Returns the window and the modelled rod
-    (counts, shape ``(2 half + 1, nz)``, on those columns)."""
-    intensity, mask = np.array(prep.intensity, float), np.array(prep.mask, bool)
-    nx, nz = intensity.shape
-    xc = int(round(nx // 2 + prep.peak_residual[0]))
-    cols = np.arange(xc - half, xc + half + 1)
-    z = np.arange(nz)
-    left = intensity[[xc - half - 2, xc - half - 1]].mean(axis=0)
-    right = intensity[[xc + half + 1, xc + half + 2]].mean(axis=0)
-    t = ((cols - (xc - half - 1.5)) / (2 * half + 3))[:, None]
-    beside = left[None, :] * (1 - t) + right[None, :] * t
-    excess = (intensity[cols] - beside).sum(axis=0)
-    zs = int(np.argmax(excess))
-    rows = slice(max(zs - 1, 0), zs + 2)
-    lateral = np.clip((intensity[cols, rows] - beside[:, rows]).sum(axis=1), 0.0, None)
-    lateral /= lateral.sum()
-    near = np.abs(z - zs) <= 4
-    fit = least_squares(
-        lambda p: (p[0] * _lorentzian_pixels(z[near], p[1], p[2]) - excess[near])
-        / np.sqrt(np.abs(excess[near]) + 1.0),
-        [excess[zs], zs, 0.4], bounds=([0.0, zs - 1.0, 0.05], [np.inf, zs + 1.0, 3.0]))
-    rod = lateral[:, None] * (fit.x[0] * _lorentzian_pixels(z, fit.x[1], fit.x[2]))[None, :]
-    film = intensity[cols] - rod
-    mask[cols] |= rod > swamp * np.clip(film, 1.0, None)
-    intensity[cols] = np.clip(film, 0.0, None)
-    intensity[mask] = 0.0
-    return replace(prep, intensity=intensity, mask=mask,
-                   notes=prep.notes + ["substrate rod subtracted (prototype)"]), rod
 
 
 def fourier_error(obj: np.ndarray, prep: PreparedMap, pixel_average: bool) -> float:
@@ -211,11 +176,11 @@ def rows_averaged(cell: np.ndarray, factor: int) -> np.ndarray:
 def run_draw(seed: int, params: dict, *, shape=(256, 128), pipeline_seed: int = 0,
              pad_z: int = 1, counts_factor: float | None = None,
              substrate: bool = True, rod_share: float | None = None,
-             rod_subtract: bool = False) -> dict:
+             rod_columns: bool = False) -> dict:
     """One draw: phasing and pattern recognition against the truth (a row);
     ``counts_factor``: the map counted again (:func:`recount`);
     ``substrate=False``: a substrate draw made without its substrate;
-    ``rod_share``, ``rod_subtract``: see :func:`prepared_from_truth`."""
+    ``rod_share``, ``rod_columns``: see :func:`prepared_from_truth`."""
     member = draw_family_member(seed, shape=shape, substrate=substrate)
     if counts_factor is not None:
         member = recount(member, counts_factor)
@@ -224,7 +189,7 @@ def run_draw(seed: int, params: dict, *, shape=(256, 128), pipeline_seed: int = 
                error=np.inf, best_cluster=np.inf, average=np.nan, seconds=0.0, failure="",
                run_misfit=np.nan, truth_misfit=np.nan, cut_misfit=np.nan)
     try:
-        prep = prepared_from_truth(member, rod_share, rod_subtract)
+        prep = prepared_from_truth(member, rod_share, rod_columns)
         obj = true_object(member, prep, bool(params.get("pixel_average", True)))
         if obj is not None:
             support = initial_support(obj.shape, tuple(prep.pixel_nm),
@@ -263,9 +228,9 @@ def run_draw(seed: int, params: dict, *, shape=(256, 128), pipeline_seed: int = 
 
 
 def _run_one(job: tuple) -> dict:
-    seed, params, shape, pad_z, counts_factor, substrate, rod_share, rod_subtract = job
+    seed, params, shape, pad_z, counts_factor, substrate, rod_share, rod_columns = job
     return run_draw(seed, params, shape=shape, pad_z=pad_z, counts_factor=counts_factor,
-                    substrate=substrate, rod_share=rod_share, rod_subtract=rod_subtract)
+                    substrate=substrate, rod_share=rod_share, rod_columns=rod_columns)
 
 
 def main(argv=None) -> int:
@@ -281,9 +246,9 @@ def main(argv=None) -> int:
                     help="make substrate draws without their substrate (nothing to mask)")
     ap.add_argument("--rod-mask-from-truth", type=float, default=None, metavar="SHARE",
                     help="mask a substrate's rod only where its expected counts exceed SHARE "
-                         "of the film's (from the truth) instead of on 7 whole columns")
-    ap.add_argument("--rod-subtract", action="store_true",
-                    help="subtract a modelled substrate rod instead of masking it (prototype)")
+                         "of the film's (from the truth) instead of subtracting it")
+    ap.add_argument("--rod-columns", action="store_true",
+                    help="mask a substrate's rod on 7 whole columns instead of subtracting it")
     ap.add_argument("-p", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"))
     args = ap.parse_args(argv)
     seeds = (range(*map(int, args.seeds.split(":"))) if ":" in args.seeds
@@ -292,7 +257,7 @@ def main(argv=None) -> int:
     params = {**defaults(), **parse_pairs(args.p)}
     rows = []
     jobs = [(seed, params, shape, args.pad_z, args.counts_factor, not args.no_substrate,
-             args.rod_mask_from_truth, args.rod_subtract) for seed in seeds]
+             args.rod_mask_from_truth, args.rod_columns) for seed in seeds]
     with ProcessPoolExecutor(args.jobs) if args.jobs > 1 else nullcontext() as pool:
         for r in (pool.map(_run_one, jobs) if pool else map(_run_one, jobs)):
             rows.append(r)

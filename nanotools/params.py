@@ -94,8 +94,11 @@ _LIST = [
        "Bragg peak position 'qx,qz' ('qx,qy,qz' in 3-D) in 1/angstrom; empty = found from "
        "the lattice (q = 0, integer H, K) and the satellites' comb", label="Bragg peak (q)"),
     _P("mask_specular", "auto", str, "preprocess",
-       "mask a substrate truncation rod on the specular line: auto = where a substrate peak "
-       "is found, yes = always, no = never", choices=("auto", "yes", "no"),
+       "a substrate truncation rod on the specular line: auto = where a substrate peak is "
+       "found, subtract its rod modelled from the map for phasing (masking only where it "
+       "outweighs the film), columns = where one is found, mask its columns over the whole "
+       "q_z range, yes = always mask the specular columns, no = never look for one",
+       choices=("auto", "columns", "yes", "no"),
        label="mask substrate rod"),
     _P("unit_cell", "", str, "preprocess",
        "lattice constants 'a,b,c' in angstrom for r.l.u. axes (overrides the file)",

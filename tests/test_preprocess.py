@@ -321,8 +321,14 @@ def test_substrate_rod_masked_and_the_film_peak_kept():
     assert prep.period_nm == pytest.approx(12.0, rel=0.01)
     assert prep.patch_nm == pytest.approx(60.0, rel=0.05)
     assert any("substrate peak" in n and "masked" in n for n in prep.notes)
+    # for phasing the rod is subtracted, its peak's pixels masked; asked
+    # for, its columns are masked over the whole q_z range
+    assert any(n.startswith("for phasing, substrate rod subtracted") for n in prep.notes)
     centre = prep.shape[0] // 2
-    assert prep.mask[centre].all() and not prep.mask[centre + 3].all()
+    # (measured: 0.94 of the centre column, 0.13-0.14 two columns off)
+    assert 0.3 < prep.mask[centre].mean() < 1 and prep.mask[centre + 2].mean() < 0.2
+    columns = prepare(rsm, mask_specular="columns")
+    assert columns.mask[centre + 2].all() and not columns.mask[centre + 3].any()
     # disabled: the substrate stays, and is taken for the film peak on its
     # rod; the opt-out is warned about
     with pytest.warns(UserWarning, match="left unmasked"):

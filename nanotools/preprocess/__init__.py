@@ -10,7 +10,9 @@ usable and tested alone:
   to masked pixels (the fallback).
 - :func:`specular_rod_mask`: a substrate peak and its truncation rod on the
   specular line, recognised (sharper along ``q_z`` than any film fringe)
-  and masked.
+  and masked; :func:`subtract_substrate_rod`: for phasing, the rod modelled
+  from the map and subtracted instead, so that the film's zeroth order
+  under it stays measured.
 - :func:`estimate_background` / :func:`subtract_background`: a flat
   background per pixel, the floor that the rods' decay approaches; zero
   where the map shows none.
@@ -30,7 +32,8 @@ Which axis is out-of-plane is decided when the map is read
 (:func:`nanotools.io.orientation.guess_out_of_plane`).
 
 Modules, one step each: :mod:`~nanotools.preprocess.bragg` (the Bragg
-peak and the substrate rod), :mod:`~nanotools.preprocess.peak` (brightest
+peak and the substrate rod), :mod:`~nanotools.preprocess.substrate` (the
+rod subtracted), :mod:`~nanotools.preprocess.peak` (brightest
 feature and background), :mod:`~nanotools.preprocess.crop` (centring, cropping, binning),
 :mod:`~nanotools.preprocess.measure` (period, thickness, patch and their
 fits), :mod:`~nanotools.preprocess.prepare` (the whole stage), and
@@ -56,9 +59,11 @@ from .measure import (
 )
 from .peak import BackgroundEstimate, estimate_background, locate_peak, subtract_background
 from .prepare import PreparedMap, prepare
+from .substrate import SubstrateRod, subtract_substrate_rod
 
 __all__ = ["PreparedMap", "LengthMeasurement", "CentredMap", "BraggPeak", "BackgroundEstimate",
-           "SatelliteComb", "prepare", "locate_bragg_peak", "specular_rod_mask", "locate_peak",
+           "SatelliteComb", "SubstrateRod", "prepare", "locate_bragg_peak", "specular_rod_mask",
+           "subtract_substrate_rod", "locate_peak",
            "estimate_background", "subtract_background", "centre_and_crop", "bin_map",
            "measure_period", "measure_thickness", "measure_patch", "patterson_along",
            "satellite_comb"]

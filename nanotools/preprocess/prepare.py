@@ -15,6 +15,7 @@ from .crop import bin_map, centre_and_crop
 from .measure import measure_patch, measure_period, measure_thickness
 from .peak import estimate_background, subtract_background
 from .pixels import as_mask
+from .substrate import subtract_substrate_rod
 
 __all__ = ["PreparedMap", "prepare"]
 
@@ -141,12 +142,16 @@ def prepare(rsm: ReciprocalSpaceMap, *, period_nm: float = 0.0, thickness_nm: fl
     Steps: find the Bragg peak from the lattice and the satellites
     (:func:`~nanotools.preprocess.bragg.locate_bragg_peak`); find and mask a
     substrate rod on the specular line
-    (:func:`~nanotools.preprocess.bragg.specular_rod_mask`), then find the
+    (:func:`~nanotools.preprocess.bragg.specular_rod_mask`) for the
+    measurements below, then find the
     peak's out-of-plane position again without it (the in-plane position
     stays on the rod: film and substrate share the in-plane lattice; the
     out-of-plane one comes from the zeroth order's neighbourhood,
     :func:`~nanotools.preprocess.bragg.zeroth_order_z`, where the whole
     map's rods put it more than a pixel away);
+    for phasing, subtract the rod modelled from the map instead
+    (:func:`~nanotools.preprocess.substrate.subtract_substrate_rod`), so
+    that the film's zeroth order under it stays measured;
     estimate (``background < 0``) and subtract a flat background; cut a
     window with the peak at ``n // 2`` of every axis; measure the period,
     thickness and coherent patch on that window (before binning, at full
@@ -172,8 +177,11 @@ def prepare(rsm: ReciprocalSpaceMap, *, period_nm: float = 0.0, thickness_nm: fl
         ``"qx,qz"`` (``"qx,qy,qz"`` for a 3-D map) in 1/angstrom: the Bragg
         peak's position, overriding the search; ``""`` = find it.
     mask_specular
-        {"auto", "yes", "no"}: mask a substrate rod on the specular line
-        where a substrate peak is found; always; never.
+        {"auto", "columns", "yes", "no"}: where a substrate peak is found
+        on the specular line, subtract its rod for phasing (masking only
+        the pixels it outweighs the film in); where one is found, mask its
+        columns over the whole ``q_z`` range; mask the specular columns
+        always; never look for one.
 
     Returns
     -------
@@ -206,8 +214,9 @@ def prepare(rsm: ReciprocalSpaceMap, *, period_nm: float = 0.0, thickness_nm: fl
     if isinstance(bin, bool) or int(bin) != bin or bin < 1:
         raise ParameterError(f"bin must be an integer >= 1, got {bin!r}")
     bin = int(bin)
-    if mask_specular not in ("auto", "yes", "no"):
-        raise ParameterError(f"mask_specular must be auto, yes or no, got {mask_specular!r}")
+    if mask_specular not in ("auto", "columns", "yes", "no"):
+        raise ParameterError("mask_specular must be auto, columns, yes or no, got "
+                             f"{mask_specular!r}")
     q_step0 = _q_steps(rsm)
     notes: list[str] = []
 
@@ -218,8 +227,16 @@ def prepare(rsm: ReciprocalSpaceMap, *, period_nm: float = 0.0, thickness_nm: fl
         in_plane = first.position_px[:-1]
     else:
         in_plane = given[:-1]
-    rod, rod_note = specular_rod_mask(intensity, mask, in_plane, mode=mask_specular)
+    rod, rod_note = specular_rod_mask(intensity, mask, in_plane,
+                                      mode="auto" if mask_specular == "columns" else mask_specular)
     notes.append(rod_note)
+    # what phasing gets: the rod subtracted where one was found (auto); the
+    # measurements below keep it masked, as they were built and validated
+    phased, phased_mask = intensity, mask | rod
+    if mask_specular == "auto" and rod.any():
+        subtracted = subtract_substrate_rod(intensity, mask, rod)
+        phased, phased_mask = subtracted.intensity, subtracted.mask
+        notes.append("for phasing, " + subtracted.note)
     if mask_specular == "no" and specular_rod_mask(intensity, mask, in_plane)[0].any():
         # the user's opt-out stands, but a sharp substrate rod left in lifts
         # the Patterson function's tail (stress draw 42: thickness 50.6 nm
@@ -267,9 +284,9 @@ def prepare(rsm: ReciprocalSpaceMap, *, period_nm: float = 0.0, thickness_nm: fl
         background = float(background)
         notes.append(f"background {background:.4g} counts/pixel as given "
                      f"(the map suggests {estimate.value:.4g})")
-    clipped = subtract_background(intensity, background, mask)
+    clipped = subtract_background(phased, background, phased_mask)
 
-    window = centre_and_crop(clipped, mask, peak, crop=crop, bin=bin)
+    window = centre_and_crop(clipped, phased_mask, peak, crop=crop, bin=bin)
     # measure on the window before clipping: clipping at zero flattens the
     # fringe minima that the thickness is read from
     raw_window = centre_and_crop(np.where(mask, 0.0, np.nan_to_num(intensity) - background),
