@@ -99,7 +99,7 @@ _LIST = [
        "outweighs the film), columns = where one is found, mask its columns over the whole "
        "q_z range, yes = always mask the specular columns, no = never look for one",
        choices=("auto", "columns", "yes", "no"),
-       label="mask substrate rod"),
+       label="substrate rod"),
     _P("unit_cell", "", str, "preprocess",
        "lattice constants 'a,b,c' in angstrom for r.l.u. axes (overrides the file)",
        label="unit cell (a,b,c)",
