@@ -329,10 +329,11 @@ def _film_peak_z(intensity: np.ndarray, mask: np.ndarray, rods: RodLine | None =
                  f"{name} agrees within {abs(centre - top):.1f} pixels)")
 
 
-def zeroth_order_z(intensity: np.ndarray, mask: np.ndarray, x0: float):
+def zeroth_order_z(intensity: np.ndarray, mask: np.ndarray, in_plane):
     """Out-of-plane position of the film peak from the zeroth order's own
     neighbourhood: :func:`_film_peak_z` on the columns within half a
-    satellite spacing of ``x0`` along the first in-plane axis.
+    satellite spacing of the rod along the first in-plane axis (the
+    satellites' axis).
 
     With the zeroth-order rod masked under a substrate rod, the rods summed
     over the whole map are the satellites', whose profile along ``q_z``
@@ -346,8 +347,13 @@ def zeroth_order_z(intensity: np.ndarray, mask: np.ndarray, x0: float):
         Counts, shape ``(nx[, ny], nz)``, out-of-plane axis last.
     mask
         Bool, same shape, the substrate rod included.
-    x0
-        In-plane position of the rod along axis 0 (pixels).
+    in_plane
+        In-plane position of the rod (pixels), one per in-plane axis (or
+        one number for a 2-D map). In 3-D the neighbourhood is the line
+        along x through the rod (the map's slice at its y): the columns far
+        along y beside a rod masked over a few pixels in x and y hold the
+        patch's tails, not the zeroth order (a 3-D laminate with a
+        substrate: 2.2 pixels off, where the whole map was right).
 
     Returns
     -------
@@ -360,7 +366,9 @@ def zeroth_order_z(intensity: np.ndarray, mask: np.ndarray, x0: float):
     if comb is None:
         return None
     half = 0.5 * abs(comb.spacing_px)
-    near = np.abs(np.arange(intensity.shape[0]) - x0) <= half
+    position = np.atleast_1d(np.asarray(in_plane, float))
+    x = np.abs(np.arange(intensity.shape[0]) - position[0]) <= half
+    near = (x,) + tuple(slice(int(round(p)), int(round(p)) + 1) for p in position[1:])
     if (~mask[near]).sum() == 0:
         return None
     z, _ = _film_peak_z(intensity[near], mask[near])
