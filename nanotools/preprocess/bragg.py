@@ -545,8 +545,7 @@ def specular_rod_mask(intensity: np.ndarray, mask: np.ndarray | None, in_plane: 
         where = ", ".join(str(int(p)) for p in peak)
         note = (f"substrate peak at pixel ({where}), {_pair_ratio(data[peak[:-1]], z):.0f} "
                 f"times sharper along q_z than its flanks: its truncation rod "
-                f"({int(keep.sum())} column(s), {int(rod.sum())} pixels) masked, left free "
-                "in phasing")
+                f"({int(keep.sum())} column(s), {int(rod.sum())} pixels) masked")
         return rod, note
     if mode == "yes":
         half = max(reach_px // 3, 0)

@@ -237,6 +237,9 @@ def prepare(rsm: ReciprocalSpaceMap, *, period_nm: float = 0.0, thickness_nm: fl
         subtracted = subtract_substrate_rod(intensity, mask, rod)
         phased, phased_mask = subtracted.intensity, subtracted.mask
         notes.append("for phasing, " + subtracted.note)
+    elif rod.any():
+        notes.append("for phasing, the substrate rod's columns stay masked over the whole q_z "
+                     f"range, left free (mask_specular = {mask_specular})")
     if mask_specular == "no" and specular_rod_mask(intensity, mask, in_plane)[0].any():
         # the user's opt-out stands, but a sharp substrate rod left in lifts
         # the Patterson function's tail (stress draw 42: thickness 50.6 nm
