@@ -393,6 +393,7 @@ def choose_cluster(clusters: list, run_error: dict) -> tuple:
     best = min(clusters, key=lambda c: (c.score, -c.n_members))
 
     def tied(c) -> bool:
+        """Whether ``c``'s median is within the tolerance of the lowest."""
         e = np.array([run_error[int(r)] for r in np.concatenate([best.runs, c.runs])])
         spread = 1.4826 * np.median(np.abs(e - np.median(e)))
         standard_error = 1.2533 * spread * np.sqrt(1 / len(best.runs) + 1 / len(c.runs))

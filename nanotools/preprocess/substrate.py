@@ -137,7 +137,8 @@ def subtract_substrate_rod(intensity: np.ndarray, mask: np.ndarray | None,
     columns = ndimage.binary_dilation(found, np.ones((3,) * found.ndim, bool))
     ring = ndimage.binary_dilation(columns, np.ones((5,) * found.ndim, bool)) & ~columns
 
-    def refused(why: str) -> SubstrateRod:
+    def _refused(why: str) -> SubstrateRod:
+        """Nothing subtracted: the rod's columns masked, as the note says why."""
         return SubstrateRod(intensity, mask | np.asarray(rod_columns, bool),
                             np.zeros_like(intensity), False,
                             f"substrate rod not subtracted ({why}): its columns masked")
@@ -145,7 +146,7 @@ def subtract_substrate_rod(intensity: np.ndarray, mask: np.ndarray | None,
     touches_edge = any(idx.min() < 2 or idx.max() > n - 3
                        for idx, n in zip(np.nonzero(columns), lateral_shape))
     if not found.any() or touches_edge:
-        return refused("it lies within two columns of the map's edge")
+        return _refused("it lies within two columns of the map's edge")
     beside, usable = _beside(intensity, mask, columns, ring)
     inside = intensity[columns]                               # (n_columns, nz)
     measured = ~mask[columns].any(axis=0) & usable
@@ -154,7 +155,7 @@ def subtract_substrate_rod(intensity: np.ndarray, mask: np.ndarray | None,
     z = np.arange(intensity.shape[-1])
     near = measured & (np.abs(z - zs) <= _FIT_HALF_ROWS)
     if near.sum() < 4 or not measured[max(zs - 1, 0):zs + 2].all():
-        return refused("its peak rows are not all measured")
+        return _refused("its peak rows are not all measured")
     weight = 1.0 / np.sqrt(np.abs(excess[near]) + 1.0)
     fit = least_squares(
         lambda p: (p[0] * _lorentzian_pixels(z[near], p[1], p[2]) - excess[near]) * weight,
@@ -162,7 +163,7 @@ def subtract_substrate_rod(intensity: np.ndarray, mask: np.ndarray | None,
     along_z = fit.x[0] * _lorentzian_pixels(z, fit.x[1], fit.x[2])
     misfit = np.abs(along_z[near] - excess[near]).sum() / max(excess[near].sum(), 1.0)
     if misfit > _MAX_FIT_RESIDUAL:
-        return refused(f"a truncation rod's Lorentzian leaves {misfit:.0%} of its excess "
+        return _refused(f"a truncation rod's Lorentzian leaves {misfit:.0%} of its excess "
                        "near the peak")
     rows = slice(max(zs - 1, 0), zs + 2)
     lateral = np.clip((inside[:, rows] - beside[:, rows]).sum(axis=1), 0.0, None)
