@@ -156,6 +156,9 @@ def test_prepare_in_three_dimensions_with_a_substrate():
                                       source="3-D with substrate"))
     assert any(n.startswith("for phasing, substrate rod subtracted") for n in prep.notes)
     assert prep.peak_index == pytest.approx((48, 16, 32), abs=0.2)
+    peak_note = next(n for n in prep.notes if n.startswith("Bragg peak"))
+    assert peak_note.count("q = 0 on this absolute axis") == 1  # said once for both axes
+    assert "(both in-plane axes)" in peak_note
     assert prep.thickness_nm == pytest.approx(24.0, rel=0.02)
     centre = tuple(n // 2 for n in prep.shape[:-1])
     assert 0.5 < prep.mask[centre].mean() < 1

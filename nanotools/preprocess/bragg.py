@@ -93,7 +93,11 @@ class BraggPeak:
     @property
     def note(self) -> str:
         where = ", ".join(f"{p:.2f}" for p in self.position_px)
-        return f"Bragg peak at pixel ({where}): " + "; ".join(self.reasons)
+        # in 3-D both in-plane axes often have the same reason: say it once
+        said = list(dict.fromkeys(self.reasons[:-1])) + list(self.reasons[-1:])
+        if len(self.reasons) > 2 and len(said) == 2:
+            said[0] += " (both in-plane axes)"
+        return f"Bragg peak at pixel ({where}): " + "; ".join(said)
 
 
 def lattice_position(q: np.ndarray, *, axis_name: str = "", metadata: dict | None = None):
