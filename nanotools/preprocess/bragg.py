@@ -17,7 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from .measure import _FILL_NOISE, _fill_from_support, satellite_comb
+from .measure import (_FILL_NOISE, _comb_about_centre, _fill_from_support, _multiple,
+                      satellite_comb)
 from .peak import locate_peak
 from .pixels import as_mask, fill_masked, parabola_vertex
 
@@ -137,26 +138,49 @@ def lattice_position(q: np.ndarray, *, axis_name: str = "", metadata: dict | Non
     return float(np.interp(target, q, np.arange(len(q)))), reason
 
 
+def _every_other(comb, about) -> bool:
+    """Whether ``comb`` holds just the odd orders of ``about``: half as fine,
+    first orders on both sides, ``comb``'s teeth an odd number of
+    ``about``'s spacings from its centre (within a quarter spacing). Laid
+    about a wrong centre, the comb finds the side lobes instead, finer by
+    other factors (stress draws with a misaligned q axis)."""
+    if _multiple(comb.spacing_px / about.spacing_px) != 2 or not {1, -1} <= set(about.orders):
+        return False
+    offset = (comb.origin_px - about.origin_px) / about.spacing_px
+    odd = 2 * np.round((offset - 1) / 2) + 1
+    return bool(abs(offset - odd) < 0.25)
+
+
 def _zeroth_tooth(comb, n: int) -> float:
-    """The comb tooth of the zeroth order: the one nearest the centroid of
-    the satellites' intensity. The first moment of ``|F(q_x)|**2`` is the
-    mean phase gradient along ``x``, zero for a periodic displacement, so the
-    centroid sits on the zeroth order whichever satellite is brightest."""
+    """The comb tooth of the zeroth order: the tooth that is the centroid of
+    the satellites' intensity in a window symmetric about itself. The first
+    moment of ``|F(q_x)|**2`` is the mean phase gradient along ``x``, zero
+    for a periodic displacement, so the centroid sits on the zeroth order
+    whichever satellite is brightest. Every tooth with at least one and a
+    half spacings of map on both sides (or as much as the roomiest tooth
+    has) is tried and the one nearest its own
+    window's centroid (in spacings) taken: iterating from the brightest
+    tooth stopped on a first order brighter than the zeroth, its window
+    cut unevenly by the map's edge (stress draw 196: a whole spacing off)."""
     profile = np.nan_to_num(comb.profile)
     profile = np.clip(profile - np.percentile(profile, 5), 0.0, None)
-    centre = comb.origin_px + comb.spacing_px * comb.orders[np.argmax(
-        [profile[int(round(p))] for p in comb.positions_px])]
-    for _ in range(5):  # a window symmetric about the current guess
-        half = int(min(centre, n - 1 - centre))
+    spacing = abs(comb.spacing_px)
+    teeth = comb.origin_px + comb.spacing_px * np.arange(
+        np.floor(-comb.origin_px / spacing) - 1, np.ceil((n - comb.origin_px) / spacing) + 2)
+    teeth = teeth[(teeth >= 0) & (teeth <= n - 1)]
+    room = np.minimum(teeth, n - 1 - teeth)
+    need = min(1.5 * spacing, float(room.max()))  # a narrow map: the roomiest tooth
+    best, best_miss = None, np.inf
+    for centre, half in zip(teeth, room.astype(int)):
+        if half < need - 1:
+            continue
         lo, hi = int(round(centre)) - half, int(round(centre)) + half
         x = np.arange(lo, hi + 1)
         centroid = float(np.sum(x * profile[lo:hi + 1]) / max(profile[lo:hi + 1].sum(), 1e-300))
-        k = np.round((centroid - comb.origin_px) / comb.spacing_px)
-        new = comb.origin_px + k * comb.spacing_px
-        if abs(new - centre) < 0.5:
-            break
-        centre = new
-    return float(new)
+        miss = abs(centroid - centre) / spacing
+        if miss < best_miss:
+            best, best_miss = float(centre), miss
+    return best
 
 
 def _z_profile(intensity: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -324,7 +348,7 @@ def _film_peak_z(intensity: np.ndarray, mask: np.ndarray, rods: RodLine | None =
     left = np.flatnonzero(np.diff(profile[:i + 1][::-1]) > 0)
     fringe = float(np.mean([r[0] if r.size else np.inf for r in (left, right)]))
     tolerance = max(0.5 * fringe, 1.0)
-    if rods is not None and rods.brightest != 0:
+    if rods is not None:
         tolerance = 1.0
     if abs(centre - top) > tolerance:
         return centre, (f"out-of-plane: {what}; the brightest row is {top - centre:+.1f} "
@@ -427,6 +451,16 @@ def locate_bragg_peak(intensity: np.ndarray, mask: np.ndarray | None, q: tuple, 
             if comb is not None:
                 k = np.round((p - comb.origin_px) / comb.spacing_px)
                 tooth = comb.origin_px + k * comb.spacing_px
+                if abs(tooth - p) > _LATTICE_TOLERANCE_PX:
+                    # the comb followed outward may hold every other order
+                    # (a square wave's odd orders beside a weak zeroth):
+                    # where the comb laid symmetrically about the lattice
+                    # position, every order weighed at once, is that much
+                    # finer, judge the lattice by it (stress draw 107)
+                    about = _comb_about_centre(comb.profile, p)
+                    if about is not None and _every_other(comb, about):
+                        k = np.round((p - about.origin_px) / about.spacing_px)
+                        tooth = about.origin_px + k * about.spacing_px
                 if abs(tooth - p) > _LATTICE_TOLERANCE_PX:
                     why = (f"the satellite nearest the lattice position ({why}, pixel {p:.2f}) "
                            f"is {tooth - p:+.2f} pixels from it: the q axis looks offset; "
