@@ -138,8 +138,8 @@ def _texture_axis_first(intensity: np.ndarray, valid: np.ndarray, inplane: list,
 
 def _out_of_plane_by_elimination(intensity: np.ndarray, valid: np.ndarray, q_axes: list,
                                  names: list) -> tuple:
-    """The out-of-plane axis of a 3-D map of an ``(h0l)``-type reflection,
-    where neither the peak's distance from the origin nor the fringes tell
+    """The out-of-plane axis of a map of an ``(h0l)``-type reflection, where
+    neither the peak's distance from the origin nor the fringes tell
     (:func:`~nanotools.io.orientation.guess_out_of_plane`): an axis on which
     the Bragg peak sits at ``q = 0`` is in-plane (a film's reflection always
     has ``l != 0``), so is the axis the texture's satellites run along; the
@@ -149,21 +149,22 @@ def _out_of_plane_by_elimination(intensity: np.ndarray, valid: np.ndarray, q_axe
     """
     from ..preprocess.measure import satellite_comb  # preprocess imports io
 
+    ndim = intensity.ndim
     data = np.where(valid, intensity, 0.0)
     peak = np.unravel_index(int(np.argmax(data)), data.shape)
     qpeak = np.array([abs(float(q[p])) for q, p in zip(q_axes, peak)])
-    at_zero = [a for a in range(3) if qpeak[a] < 0.1 * qpeak.max()]
-    if len(at_zero) != 1:
+    at_zero = [a for a in range(ndim) if qpeak[a] < 0.1 * qpeak.max()]
+    if len(at_zero) != ndim - 2:
         return None, ""
-    rest = [a for a in range(3) if a not in at_zero]
+    rest = [a for a in range(ndim) if a not in at_zero]
     combs = [satellite_comb(data, ~valid, axis=a) is not None for a in rest]
     if sum(combs) != 1:
         return None, ""
     texture, oop = (rest[0], rest[1]) if combs[0] else (rest[1], rest[0])
-    return oop, (f"data: the Bragg peak sits at q = {qpeak[at_zero[0]]:.3g} 1/angstrom along "
-                 f"'{names[at_zero[0]]}' (in-plane: a film's reflection has l != 0) and the "
-                 f"satellites run along '{names[texture]}' (in-plane), so '{names[oop]}' is "
-                 "out-of-plane")
+    zero = "".join(f"the Bragg peak sits at q = {qpeak[a]:.3g} 1/angstrom along '{names[a]}' "
+                   "(in-plane: a film's reflection has l != 0) and " for a in at_zero)
+    return oop, (f"data: {zero}the satellites run along '{names[texture]}' (in-plane), so "
+                 f"'{names[oop]}' is out-of-plane")
 
 
 def canonical_map(raw: RawMap, path, *, unit_cell=None, out_of_plane=None) -> ReciprocalSpaceMap:
@@ -339,7 +340,7 @@ def canonical_map(raw: RawMap, path, *, unit_cell=None, out_of_plane=None) -> Re
             reason = f"metadata: the axis name '{names[oop]}' means out-of-plane"
     if oop is None:
         oop, reason = guess_out_of_plane(intensity, ~mask, q_axes, names)
-        if oop is None and ndim == 3:
+        if oop is None:
             oop, why = _out_of_plane_by_elimination(intensity, ~mask, q_axes, names)
             reason = why or reason
         if oop is None:

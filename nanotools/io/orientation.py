@@ -83,7 +83,12 @@ def guess_out_of_plane(intensity, valid, q, names):
     peak = np.unravel_index(int(np.argmax(smooth)), data.shape)
     qpeak = np.array([abs(float(qi[p])) for qi, p in zip(q, peak)])
     order = np.argsort(qpeak)[::-1]
-    if qpeak[order[0]] > 0.3 and qpeak[order[0]] > 2.0 * qpeak[order[1]]:
+    # near zero in-plane: within a tenth of the out-of-plane component (a
+    # misaligned or miscut sample); an (h0l) reflection can lie farther
+    # from the origin in-plane than out of it (201: 3.2 against 1.5
+    # 1/angstrom, stress draws 322 and 324), which "twice the next" took
+    # for out-of-plane
+    if qpeak[order[0]] > 0.3 and qpeak[order[0]] > 10.0 * qpeak[order[1]]:
         i = int(order[0])
         others = ", ".join(f"{qpeak[j]:.3g}" for j in range(len(q)) if j != i)
         return i, (f"data: the Bragg peak sits at |q| = {qpeak[i]:.3g} 1/angstrom along "

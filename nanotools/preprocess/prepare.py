@@ -264,7 +264,7 @@ def prepare(rsm: ReciprocalSpaceMap, *, period_nm: float = 0.0, thickness_nm: fl
             # vortex's odd orders vanish at G between two lobes: 2.65 px
             # off); where the zeroth order's own neighbourhood disagrees by
             # more than a pixel, it is taken
-            near = zeroth_order_z(intensity, mask, in_plane)
+            near = zeroth_order_z(phased, mask, in_plane)
             if near is not None and abs(near[0] - z) > _Z_TOLERANCE_PX:
                 z, z_why = near[0], (f"{near[1]}; the rods summed over the map peak "
                                      f"{z - near[0]:+.2f} pixels from it")
