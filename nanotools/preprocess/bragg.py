@@ -367,16 +367,21 @@ def _film_peak_z(intensity: np.ndarray, mask: np.ndarray, rods: RodLine | None =
     profile = _z_profile(intensity, mask)
     i, top = _profile_max(profile)
     # the zeroth order's own rod, where it is the brightest, overrides the
-    # sum where the two maxima are more than a pixel apart: the satellites'
-    # rods of a texture reversing through the film (a vortex) vanish at G
-    # between two lobes, which pull the sum's maximum 1.3-2.1 pixels off
-    # (independent stress model, 7 of 200 draws); where they agree, the sum
-    # holds more counts (family draw 219: its skewed zeroth rod peaks 0.4
-    # pixel off, the sum 0.02)
-    own = (rods is not None and rods.brightest == 0 and rods.zeroth is not None
-           and abs(_profile_max(rods.zeroth)[1] - top) > 1.0)
-    if own:
-        top = _profile_max(rods.zeroth)[1]
+    # sum where the two maxima are more than a pixel apart and the line
+    # through the rods sides with it: the satellites' rods of a texture
+    # reversing through the film (a vortex) vanish at G between two lobes,
+    # which pull the sum's maximum 1.3-2.1 pixels off (independent stress
+    # model, 7 of 200 draws), while the zeroth rod of inclined walls can
+    # sit off G itself (family laminate 304: 1.8 pixels); where the two
+    # agree, the sum holds more counts (family draw 219: its skewed zeroth
+    # rod peaks 0.4 pixel off, the sum 0.02)
+    own = False
+    if rods is not None and rods.brightest == 0 and rods.zeroth is not None:
+        zeroth_top = _profile_max(rods.zeroth)[1]
+        own = (abs(zeroth_top - top) > 1.0
+               and abs(zeroth_top - rods.z_px) < abs(top - rods.z_px))
+        if own:
+            top = zeroth_top
     if rods is not None:
         centre, what, name = rods.z_px, rods.why, rods.name
     else:

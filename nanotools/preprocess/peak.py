@@ -99,10 +99,6 @@ class BackgroundEstimate:
 #: peak: 2 for sharp interfaces, faster for rough ones.
 _DECAY_POWERS = (2.0, 3.0, 4.0)
 
-#: Background fits whose misfit is within this factor of the best one's fit
-#: about as well; the spread of their floors is part of the floor's error.
-_LAW_TIE = 1.5
-
 
 def _floor_fit(columns: np.ndarray, weights: np.ndarray, decay: np.ndarray):
     """Least-squares ``I = b + a_c f(z)`` with one ``a_c`` per column and one
@@ -287,12 +283,6 @@ def estimate_background(intensity: np.ndarray, mask: np.ndarray | None = None, *
             decay = np.maximum(distance + shift * sign, 1.0) ** -power
             fits.append(_robust_floor_fit(means, counted, decay, start)[:3] + (power,))
     b, err, chi2, power = min(fits, key=lambda f: f[2])
-    # the decay law is not known: the floors of the laws and origins that fit
-    # nearly as well (misfit within _LAW_TIE of the best) spread the floor too
-    # (a thin film with a substrate: 0.5-1.4 counts/pixel for none, stress
-    # draw 276)
-    alike = [f[0] for f in fits if f[2] <= _LAW_TIE * chi2]
-    err = float(np.hypot(err, np.std(alike)))
     if b > significance * err and b > 0:
         return BackgroundEstimate(b, err, f"background {b:.3g} counts/pixel (± {err:.2g}): the "
                                   f"floor that the rods' 1/dq^{power:g} decay approaches")
