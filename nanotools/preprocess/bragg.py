@@ -171,9 +171,10 @@ def _zeroth_tooth(comb, n: int) -> float:
     for a periodic displacement, so the centroid sits on the zeroth order
     whichever satellite is brightest. Every tooth with a spacing and two
     pixels of map on both sides (or as much as the roomiest tooth has) is
-    tried; of those within :data:`_CENTRED_SPACINGS` of their own
-    window's centroid, the one whose window holds the most counts is
-    taken (else the nearest). Iterating from the brightest tooth stopped on
+    tried whose window holds at least half the counts (all, where none
+    does); of those within :data:`_CENTRED_SPACINGS` of their own window's
+    centroid, the one whose window holds the most counts is taken (else the
+    one nearest to being centred). Iterating from the brightest tooth stopped on
     a first order brighter than the zeroth, its window cut unevenly by the
     map's edge (stress draw 196: a whole spacing off)."""
     profile = np.nan_to_num(comb.profile)
@@ -521,7 +522,8 @@ def locate_bragg_peak(intensity: np.ndarray, mask: np.ndarray | None, q: tuple, 
         elif comb is not None:
             p = _zeroth_tooth(comb, n)
             why = (f"centre of the comb of {len(comb.orders)} satellites along axis {a} "
-                   "(the order nearest their intensity centroid)")
+                   "(the tooth their intensity centroid sits on, in a window symmetric "
+                   "about it)")
         else:
             if brightest is None:
                 brightest = locate_peak(intensity, mask)
