@@ -17,8 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from .measure import (_FILL_NOISE, _comb_about_centre, _fill_from_support, _multiple,
-                      satellite_comb)
+from .measure import _FILL_NOISE, _comb_about_centre, _fill_from_support, _multiple, satellite_comb
 from .peak import locate_peak
 from .pixels import as_mask, fill_masked, parabola_vertex
 
