@@ -12,10 +12,14 @@ from nanotools.simulate import simulate_map
 from _small import FAST_ALGORITHM, small_simulation
 
 # Measured (seed 0 is what the test runs; seeds 0-3 give the spread a change
-# of random draws brings): laminate 0.030 (0.023-0.045), bent_wave 0.102
-# (0.035-0.102); with this release's round-off, seed 0 gives laminate 0.045
-# and bent_wave 0.098. Bound: the worst of seeds 0-3 plus 15 %, so a change
-# that only redraws the starts passes and a real loss of quality does not.
+# of random draws brings; NANOTOOLS_FFTW_PLANNER=estimate, one FFT worker,
+# Intel Xeon, 2026-12-07): laminate 0.053 (0.036-0.072), bent_wave 0.044
+# (0.030-0.044). Before the background's decay laws were compared on equal
+# weights (this map's true background is 1 count/pixel; it is now
+# estimated at 1.31 for the laminate, 0 before, and 1.02 for the bent
+# wave, 1.12 before): laminate 0.035-0.057, bent_wave 0.028-0.084.
+# Bound: the worst of seeds 0-3 plus 15 %, so a change that only redraws
+# the starts passes and a real loss of quality does not.
 # Reproduce: this test with seed=s in reconstruct_file, s = 0..3.
 # The tuned simulator's map is the exact DFT of the grid its truth lives on
 # (point samples of a band-limited film), so these runs use the model that
@@ -23,14 +27,14 @@ from _small import FAST_ALGORITHM, small_simulation
 # that are the Fourier transform of a real film) the laminate is 0.058,
 # the bent wave 0.050 (tests/test_phasing.py tests pixel averages on a
 # family draw).
-SMALL_BOUND = {"laminate": 0.052, "bent_wave": 0.118}
+SMALL_BOUND = {"laminate": 0.082, "bent_wave": 0.050}
 
 
 @pytest.mark.parametrize("texture", ["laminate", "bent_wave"])
 def test_small_film_recovered_from_its_file(tmp_path, texture):
     """File -> reconstruct_file -> result.h5: the chosen supercell matches the
     truth; period and thickness are measured, not given. Measured complex
-    error at seed 0: laminate 0.030, bent_wave 0.102 (bounds above)."""
+    error at seed 0: laminate 0.053, bent_wave 0.044 (bounds above)."""
     sim = small_simulation(texture)
     src = write_map(tmp_path / "map.h5", sim.rsm)
     params = dict(n_starts=8, algorithm=FAST_ALGORITHM, n_clusters=2, pixel_average=False)
