@@ -82,6 +82,9 @@ class Draw:
     descending: tuple  # per physical axis (x, y, z)
     misalignment_nm: float  # offset of the q_x axis (1/nm); the peak sits there
     cell: tuple = ()  # (a, b, c) angstrom written for r.l.u.
+    texture_offset: float = 0.0  # rad: where the texture's period starts (film_intensity)
+    s_contrast: float = 0.0  # the scattering strength's modulation 1 + s cos(...)
+    s_phase: float = 0.0  # rad, its phase
     q: dict = field(default_factory=dict)  # physical axis -> 1/nm values, increasing
     counts: np.ndarray | None = None  # (nx[, ny], nz)
 
@@ -112,6 +115,16 @@ def _phase(texture: str, x: np.ndarray, z: np.ndarray, period: float, t: float,
     return amplitude * np.tanh(3.0 * np.sin(arg)) / np.tanh(3.0) + 0.0 * z[None, :]
 
 
+def texture_field(d: Draw, x: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """The film's complex density without its patch envelope,
+    ``s(x) exp(i G.u(x, z))``, shape ``(len(x), len(z))`` (x in nm, z in nm
+    from the film's bottom)."""
+    phi = _phase(d.texture, x, z, d.period_nm, d.thickness_nm, d.phase_amplitude,
+                 d.texture_offset)
+    s = 1.0 + d.s_contrast * np.cos(2 * np.pi * x / d.period_nm + d.s_phase)
+    return s[:, None] * np.exp(1j * phi)
+
+
 def _envelope(x: np.ndarray, width: float, kind: str) -> np.ndarray:
     """Coherent patch envelope of FWHM ``width`` centred at 0: a flat top
     with cos^2 edges half as wide as the top, or a Gaussian."""
@@ -132,7 +145,7 @@ def film_intensity(d: Draw, rng, qx: np.ndarray, qz: np.ndarray, env_kind: str) 
     ``(len(qx), len(qz))``, up to a scale. The real-space grid is fine enough
     (pixel under pi / (2 max |q - G|)) that its aliases fall far outside the
     map; the slab spans exactly ``t`` (``N`` samples of ``t / N``)."""
-    P, t = d.period_nm, d.thickness_nm
+    t = d.thickness_nm
     dqx, dqz = qx - d.G[0], qz - d.G[1]
     step_x = min(0.25, np.pi / (2 * np.abs(dqx).max()))
     step_z = min(0.2, np.pi / (2 * np.abs(dqz).max()))
@@ -140,10 +153,10 @@ def film_intensity(d: Draw, rng, qx: np.ndarray, qz: np.ndarray, env_kind: str) 
     x = np.arange(-half, half + step_x, step_x)
     nz = int(np.ceil(t / step_z))
     z = (np.arange(nz) + 0.5) * (t / nz)
-    phi = _phase(d.texture, x, z, P, t, d.phase_amplitude, rng.uniform(0, 2 * np.pi))
+    d.texture_offset = rng.uniform(0, 2 * np.pi)
     # the scattering strength follows the texture a little (composition)
-    s = 1.0 + rng.uniform(0.0, 0.2) * np.cos(2 * np.pi * x / P + rng.uniform(0, 2 * np.pi))
-    rho = (_envelope(x, d.patch_nm, env_kind) * s)[:, None] * np.exp(1j * phi)
+    d.s_contrast, d.s_phase = rng.uniform(0.0, 0.2), rng.uniform(0, 2 * np.pi)
+    rho = _envelope(x, d.patch_nm, env_kind)[:, None] * texture_field(d, x, z)
     field = _dft_matrix(dqx, x) @ rho @ _dft_matrix(dqz, z).T
     return np.abs(field) ** 2
 
