@@ -85,6 +85,7 @@ class Draw:
     texture_offset: float = 0.0  # rad: where the texture's period starts (film_intensity)
     s_contrast: float = 0.0  # the scattering strength's modulation 1 + s cos(...)
     s_phase: float = 0.0  # rad, its phase
+    envelope: str = "flat"  # the coherent patch: "flat" (cos^2 edges) or "gauss"
     q: dict = field(default_factory=dict)  # physical axis -> 1/nm values, increasing
     counts: np.ndarray | None = None  # (nx[, ny], nz)
 
@@ -212,6 +213,7 @@ def draw_map(seed: int) -> Draw:
     nx = int(np.clip(2 * n_sat * (2 * np.pi / P) / dqx, 64, 320))
     nz = int(np.clip(2 * rng.uniform(6.0, 14.0) * (2 * np.pi / t) / dqz, 64, 256))
     qx, qz = _axis(rng, d.G[0], dqx, nx), _axis(rng, Gz, dqz, nz)
+    d.envelope = env_kind
     film = film_intensity(d, rng, qx, qz, env_kind)
     if ndim == 3:  # the same patch along y, no texture there
         dqy = 2 * np.pi / (d.patch_nm * rng.uniform(2.0, 3.0))
