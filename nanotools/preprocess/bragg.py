@@ -352,7 +352,9 @@ def _profile_max(profile: np.ndarray) -> tuple[int, float]:
 def _film_peak_z(intensity: np.ndarray, mask: np.ndarray, rods: RodLine | None = None):
     """Out-of-plane position of the film peak and why: the maximum of the
     rods summed over the map (sub-pixel by a parabola through the log of
-    three samples), unless a second estimate is more than half a fringe
+    three samples; the zeroth order's own rod's where that one is the
+    brightest and the two disagree, see below), unless a second estimate is
+    more than half a fringe
     away: the line through the satellites' rods (``rods``, from
     :func:`rod_line_z`) where there is one, else the centroid of the
     intensity along ``q_z`` (in a window symmetric about it); the line also
@@ -371,7 +373,7 @@ def _film_peak_z(intensity: np.ndarray, mask: np.ndarray, rods: RodLine | None =
     # through the rods sides with it: the satellites' rods of a texture
     # reversing through the film (a vortex) vanish at G between two lobes,
     # which pull the sum's maximum 1.3-2.1 pixels off (independent stress
-    # model, 7 of 200 draws), while the zeroth rod of inclined walls can
+    # model, 9 of draws 0-199), while the zeroth rod of inclined walls can
     # sit off G itself (family laminate 304: 1.8 pixels); where the two
     # agree, the sum holds more counts (family draw 219: its skewed zeroth
     # rod peaks 0.4 pixel off, the sum 0.02)
