@@ -100,6 +100,15 @@ class BackgroundEstimate:
 _DECAY_POWERS = (2.0, 3.0, 4.0)
 
 
+def _median_misfit(weights: np.ndarray, residual: np.ndarray) -> float:
+    """Median of ``weights * residual**2`` over the weighted samples, over
+    its value for pure noise (0.455, the median of chi-square with one
+    degree of freedom): 1 where a model fits to the noise (inf if nothing
+    is weighted)."""
+    z2 = (weights * residual ** 2)[weights > 0]
+    return float(np.median(z2) / 0.455) if z2.size else np.inf
+
+
 def _floor_fit(columns: np.ndarray, weights: np.ndarray, decay: np.ndarray):
     """Least-squares ``I = b + a_c f(z)`` with one ``a_c`` per column and one
     floor ``b`` (closed form: ``a_c`` eliminated column by column); returns
@@ -120,14 +129,14 @@ def _floor_fit(columns: np.ndarray, weights: np.ndarray, decay: np.ndarray):
     # the error by the median normalized residual (0.455 for pure noise),
     # not the mean, so they do not swamp the floor's significance
     model = b + a[:, None] * f
-    z2 = (w * (y - model) ** 2)[w > 0]
-    chi2 = float(np.median(z2) / 0.455) if z2.size else np.inf
+    chi2 = _median_misfit(w, y - model)
     return float(b), float(np.sqrt(max(chi2, 1.0) / den)), chi2, model
 
 
 def _robust_floor_fit(means: np.ndarray, counted: np.ndarray, decay: np.ndarray,
                       start: float):
-    """:func:`_floor_fit` with Poisson weights from the model, not the counts
+    """:func:`_floor_fit` (its tuple, the misfit on equal Poisson weights in
+    place of its own, see the end) with Poisson weights from the model, not the counts
     (weights from the counts favour the low fluctuations and pull the floor
     down: iteratively reweighted from a flat first guess), and every column
     weighed down by its own misfit, so that a rod the power law does not
@@ -147,9 +156,7 @@ def _robust_floor_fit(means: np.ndarray, counted: np.ndarray, decay: np.ndarray,
     # own misfit flatters it: a 1/dq^4 law 0.2 where 1/dq^2 fits 0.9, with
     # the floor 10 counts/pixel for a true 5.9, stress draw 116)
     weights = np.where(counted > 0, counted / np.maximum(fit[3], 0.05), 0.0)
-    z2 = (weights * (means - fit[3]) ** 2)[weights > 0]
-    fair = float(np.median(z2) / 0.455) if z2.size else np.inf
-    return fit[:2] + (fair,) + fit[3:]
+    return fit[:2] + (_median_misfit(weights, means - fit[3]),) + fit[3:]
 
 
 #: How far (in standard deviations of its own median level) a column's

@@ -262,8 +262,9 @@ def prepare(rsm: ReciprocalSpaceMap, *, period_nm: float = 0.0, thickness_nm: fl
             z, z_why = found.position_px[-1], found.reasons[-1]
             # the rods left are the satellites', which can peak off G (a
             # vortex's odd orders vanish at G between two lobes: 2.65 px
-            # off); where the zeroth order's own neighbourhood disagrees by
-            # more than a pixel, it is taken
+            # off); where the zeroth order's own neighbourhood (read with the
+            # rod subtracted, whose wings beside the mask put two stress
+            # draws 3 pixels off) disagrees by more than a pixel, it is taken
             near = zeroth_order_z(phased, mask, in_plane)
             if near is not None and abs(near[0] - z) > _Z_TOLERANCE_PX:
                 z, z_why = near[0], (f"{near[1]}; the rods summed over the map peak "
