@@ -52,7 +52,7 @@ from nanotools.backend import cpu_model
 from nanotools.io import read_result, write_map
 from nanotools.params import parse_pairs
 from nanotools.pipeline import reconstruct_file
-from nanotools.simulate import TEXTURES, draw_family_member, simulate_map
+from nanotools.simulate import TEXTURES, draw_family_member, simulate_map, truth_supercell
 from nanotools.simulate.family import recount
 
 TARGET = 0.20   # the imaging issue's acceptance bound
@@ -71,11 +71,15 @@ def run_texture(texture: str, *, seed: int, params: dict, folder: Path) -> dict:
     wall = time.perf_counter() - t0
     res = read_result(folder / f"{texture}_result.h5")
     chosen = res["supercell"]["complex_field"]
+    # the truth on the result's z grid (phasing may split the map's pixels)
+    z = np.asarray(res["supercell"]["z"])
+    truth = truth_supercell(texture, period_nm=sim.period_nm, thickness_nm=sim.thickness_nm,
+                            pixel_nm=(sim.pixel_nm[0], float(z[1] - z[0])), G=sim.G,
+                            displacement_A=sim.parameters["displacement_A"])
     clusters = res["clusters"]["groups"]
-    cluster_errors = {name: (int(g["n_members"]),
-                             compare_supercells(g["mean"], sim.truth_supercell))
+    cluster_errors = {name: (int(g["n_members"]), compare_supercells(g["mean"], truth))
                       for name, g in sorted(clusters.items())}
-    return dict(texture=texture, error=compare_supercells(chosen, sim.truth_supercell),
+    return dict(texture=texture, error=compare_supercells(chosen, truth),
                 clusters=cluster_errors, wall_s=wall,
                 phasing_s=float(res["process"]["phasing_time_s"]),
                 period=float(res["supercell"]["period_nm"]),

@@ -32,6 +32,7 @@ import preprocess_stress as stress
 
 from nanotools.analysis import compare_supercells, supercell_half_rows
 from nanotools.io import read_result
+from nanotools.params import parse_pairs
 from nanotools.pipeline import reconstruct_file
 
 #: Sub-samples per pixel and axis of the true film's pixel averages.
@@ -56,9 +57,10 @@ def true_supercell(d: stress.Draw, n_cell: int, dz_nm: float) -> np.ndarray:
     return field.mean(axis=(1, 3)) * ((hi - lo) / dz_nm)[None, :]
 
 
-def image_draw(seed: int, folder: Path) -> dict | None:
+def image_draw(seed: int, folder: Path, params: dict | None = None) -> dict | None:
     """One 2-D stress draw through ``reconstruct_file``; its row, or None
-    for a 3-D draw. A failure of the pipeline is a row with ``error = inf``."""
+    for a 3-D draw. A failure of the pipeline is a row with ``error = inf``.
+    ``params`` are passed to the pipeline (defaults if None)."""
     d = stress.draw_map(seed)
     if d.ndim != 2:
         return None
@@ -72,7 +74,8 @@ def image_draw(seed: int, folder: Path) -> dict | None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            reconstruct_file(src, out, {}, seed=0, progress=False, checkpoint=False, force=True)
+            reconstruct_file(src, out, dict(params or {}), seed=0, progress=False,
+                             checkpoint=False, force=True)
         res = read_result(out)
     except Exception as exc:  # a failure of the pipeline is a result here
         row["failure"] = f"{type(exc).__name__}: {exc}"
@@ -89,8 +92,8 @@ def image_draw(seed: int, folder: Path) -> dict | None:
 
 
 def _run(args):
-    seed, folder = args
-    return image_draw(seed, Path(folder))
+    seed, folder, params = args
+    return image_draw(seed, Path(folder), params)
 
 
 def main() -> None:
@@ -98,14 +101,19 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=20)
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--jobs", type=int, default=1)
+    parser.add_argument("-p", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                        help="a pipeline parameter (repeatable); defaults otherwise")
     args = parser.parse_args()
+    params = parse_pairs(args.p)
+    if params:
+        print(f"parameters {params}")
     seeds = range(args.first_seed, args.first_seed + args.draws)
     print(f"{'seed':>4} {'texture':>8} {'P nm':>5} {'t nm':>5} {'phi':>4} {'error':>6} "
           f"{'estim':>6} {'reli':>4} {'s':>5}  conventions")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         with ProcessPoolExecutor(max(1, args.jobs)) as pool:
-            for r in pool.map(_run, [(s, tmp) for s in seeds]):
+            for r in pool.map(_run, [(s, tmp, params) for s in seeds]):
                 if r is None:
                     continue
                 rows.append(r)

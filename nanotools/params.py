@@ -100,6 +100,10 @@ _LIST = [
        "q_z range, yes = always mask the specular columns, no = never look for one",
        choices=("auto", "columns", "yes", "no"),
        label="substrate rod"),
+    _P("z_subpixels", 1, int, "preprocess",
+       "real-space pixels per map pixel along z for phasing: the map's q_z range is extended "
+       "by unmeasured (free) rows, so a film's sharp interfaces are modelled; 1 = the map's "
+       "own grid", "", 1, 8, label="z subpixels"),
     _P("unit_cell", "", str, "preprocess",
        "lattice constants 'a,b,c' in angstrom for r.l.u. axes (overrides the file)",
        label="unit cell (a,b,c)",
@@ -113,7 +117,8 @@ _LIST = [
     _P("beta", 0.9, float, "phasing", "feedback parameter of HIO and RAAR", "", 0.0, 1.0,
        label="feedback beta"),
     _P("support_margin", 1.15, float, "phasing",
-       "initial support = estimated film slab x coherent patch, enlarged by this factor",
+       "initial support = estimated film slab x coherent patch (its FWHM plus its soft "
+       "edges' reach), enlarged by this factor",
        "", 0.5, 4.0,
        label="support margin"),
     _P("shrink_wrap_every", 20, int, "phasing", "shrink-wrap period; 0 = never", "iterations", 0,

@@ -173,8 +173,17 @@ def pixel_averaged(phasing) -> bool:
     return bool(getattr(phasing, "parameters", {}).get("pixel_average", False))
 
 
+#: Width, in units of the patch's soft-edge width, that the box adds to the
+#: patch's FWHM so it holds the envelope down to 5 % of its amplitude: a
+#: cos^2 edge falls to 5 % at 0.857 of its width, 0.357 beyond the half
+#: maximum on either side. A flat top with edges half its FWHM wide (the
+#: stress model's) reaches 1.5 x the FWHM, so a box of 1.15 x the FWHM cut
+#: it: runs could not fit those maps.
+_EDGE_REACH = 2 * (2 / np.pi * np.arccos(np.sqrt(0.05)) - 0.5)
+
+
 def initial_support(shape: tuple, pixel_nm: tuple, *, thickness_nm: float, patch_nm: float,
-                    margin: float = 1.15) -> np.ndarray:
+                    margin: float = 1.15, patch_edge_nm: float = 0.0) -> np.ndarray:
     """The box that must hold the film: slab x coherent patch, enlarged.
 
     Parameters
@@ -186,10 +195,14 @@ def initial_support(shape: tuple, pixel_nm: tuple, *, thickness_nm: float, patch
     thickness_nm
         Film thickness (nm): the support's height along the last axis.
     patch_nm
-        Width of the coherent patch along the in-plane axes (nm).
+        Width (FWHM) of the coherent patch along the in-plane axes (nm).
     margin
-        Factor applied to both sizes; above 1 leaves room for soft edges and
-        for the estimates' errors.
+        Factor applied to both sizes; above 1 leaves room for the estimates'
+        errors.
+    patch_edge_nm
+        Width of the patch's soft edges (nm): the in-plane size is
+        ``patch_nm + 0.713 patch_edge_nm`` (:data:`_EDGE_REACH`) before the
+        margin.
 
     Returns
     -------
@@ -197,7 +210,9 @@ def initial_support(shape: tuple, pixel_nm: tuple, *, thickness_nm: float, patch
     """
     support = np.ones(shape, bool)
     for axis, (n, d) in enumerate(zip(shape, pixel_nm)):
-        half = margin * (thickness_nm if axis == len(shape) - 1 else patch_nm) / 2
+        size = (thickness_nm if axis == len(shape) - 1
+                else patch_nm + _EDGE_REACH * max(float(patch_edge_nm), 0.0))
+        half = margin * size / 2
         coord = (np.arange(n) - n // 2) * d
         inside = np.abs(coord) <= half + 1e-9
         if inside.sum() >= n - 1:
@@ -325,7 +340,8 @@ def phase_retrieval(prepared, *, n_starts: int = _D["n_starts"], seed: int = 0, 
     intensity = counts * transfer2  # what the runs' pixel grids must reproduce
     support0 = initial_support(shape, tuple(prepared.pixel_nm),
                                thickness_nm=prepared.thickness_nm,
-                               patch_nm=prepared.patch_nm, margin=support_margin)
+                               patch_nm=prepared.patch_nm, margin=support_margin,
+                               patch_edge_nm=getattr(prepared, "patch_edge_nm", 0.0))
     sigma_px = [shrink_wrap_sigma_nm / d for d in prepared.pixel_nm]
     period_px = float(getattr(prepared, "period_nm", 0.0) or 0.0) / prepared.pixel_nm[0]
     if amplitude_constraint > 0 and not (np.isfinite(period_px) and period_px > 0):

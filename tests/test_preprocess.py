@@ -14,6 +14,7 @@ from nanotools.preprocess import (
     bin_map,
     centre_and_crop,
     estimate_background,
+    extend_unmeasured_z,
     locate_peak,
     measure_patch,
     measure_period,
@@ -176,6 +177,78 @@ def test_prepare_with_binning():
     assert prep.intensity.sum() == pytest.approx(kept, rel=0.01)
     assert prep.period_nm == pytest.approx(12.0, rel=0.01)
     assert np.unravel_index(np.argmax(prep.intensity), prep.shape) == (64, 32)
+
+
+def test_extend_unmeasured_z_keeps_the_map_and_its_peak_row():
+    rng = np.random.default_rng(4)
+    data = rng.poisson(30, (8, 10)).astype(float)
+    mask = np.zeros(data.shape, bool)
+    mask[1, 2] = True
+    out, out_mask = extend_unmeasured_z(data, mask, 3)
+    assert out.shape == (8, 30)
+    rows = slice(15 - 5, 15 + 5)  # the peak row (10 // 2) lands on 30 // 2
+    assert np.array_equal(out[:, rows], np.where(mask, 0.0, data))
+    assert np.array_equal(out_mask[:, rows], mask)
+    assert out_mask[:, :10].all() and out_mask[:, 20:].all() and not out[out_mask].any()
+    same, same_mask = extend_unmeasured_z(data, mask, 1)
+    assert np.array_equal(same, np.where(mask, 0.0, data)) and np.array_equal(same_mask, mask)
+    with pytest.raises(ParameterError, match="z_subpixels"):
+        extend_unmeasured_z(data, mask, 0)
+
+
+def _slab_map(nx=64, nz=48, dz=2.0, t=23.3, residual=0.3):
+    """The continuous transform of a film with sharp interfaces (a patch
+    of 40 nm with cos^2 sides, 12 nm stripes of 1 rad, t nm thick) on a map's q grid, Bragg peak
+    ``residual`` pixels off the centre along z, as noise-free counts (peak
+    1e6); and a function that gives the film's pixel averages on a grid of
+    ``factor`` pixels per map pixel along z."""
+    dx = 2.0
+    qx = (np.arange(nx) - nx // 2) * 2 * np.pi / (nx * dx)
+    qz = (np.arange(nz) - nz // 2 - residual) * 2 * np.pi / (nz * dz)
+    xf = np.arange(-20, 20, 0.05) + 0.025
+    def texture(x):
+        return np.cos(np.pi * x / 40) ** 2 * np.exp(1j * np.sin(2 * np.pi * x / 12.0))
+
+    fx = texture(xf)
+    amp_x = np.exp(-1j * np.outer(qx, xf)) @ fx
+    with np.errstate(invalid="ignore", divide="ignore"):  # the slab, exactly
+        amp_z = np.where(qz == 0, t, (1 - np.exp(-1j * qz * t)) / (1j * qz))
+    counts = np.abs(amp_x[:, None] * amp_z[None, :]) ** 2
+    counts *= 1e6 / counts.max()
+
+    def film(factor):
+        n = nz * factor
+        sub = (np.arange(8) + 0.5) / 8 - 0.5
+        x = ((np.arange(nx) - nx // 2)[:, None] + sub).ravel() * dx
+        cols = np.where(np.abs(x) < 20, texture(x), 0)
+        z = (np.arange(n) - n // 2) * dz / factor + t / 2  # pixel centres, slab [0, t]
+        occupancy = np.clip(np.minimum(z + dz / factor / 2, t) - np.maximum(z - dz / factor / 2, 0),
+                            0, None) * factor / dz
+        ramp = np.exp(1j * 2 * np.pi * residual * z / (nz * dz))
+        return cols.reshape(nx, 8).mean(axis=1)[:, None] * (occupancy * ramp)[None, :]
+    return counts, film
+
+
+def test_finer_z_pixels_model_a_sharp_film():
+    """A run of pixel averages on the map's own grid cannot reproduce the
+    thickness fringes of a film with sharp interfaces (the transform of the
+    pixel-averaged slab carries the aliases of its 1/q tails); on twice as
+    many pixels along z, the map's q_z range extended by free rows, it
+    comes close. Poisson misfit per pixel of the true film, noise-free map
+    of peak 1e6 counts: measured 75.4 on the map's grid, 19.3 on the finer
+    one (three times finer along z gives 19.4: what is left is not along
+    z)."""
+    from nanotools.phasing import poisson_llk
+    from nanotools.trust import model_intensity
+
+    counts, film = _slab_map()
+    misfit = {}
+    for factor in (1, 2):
+        data, free = extend_unmeasured_z(counts, None, factor)
+        model = model_intensity(film(factor), pixel_average=True)
+        model *= data[~free].sum() / model[~free].sum()
+        misfit[factor] = poisson_llk(model[None], data, ~free)[0]
+    assert misfit[1] > 60 and misfit[2] < 0.3 * misfit[1]
 
 
 @pytest.mark.parametrize("background", [5.0, 20.0])
@@ -787,3 +860,24 @@ def test_stress_h0l_map_oriented_by_elimination(seed, tmp_path):
     d, rsm = _stress_map(seed, tmp_path)
     assert np.allclose(rsm.q[-1], d.q[2] / 10.0)  # the out-of-plane axis is last
     assert rsm.out_of_plane_reason.startswith("data: the Bragg peak sits at q =")
+
+
+@pytest.mark.parametrize("seed", [0, 6, 2, 13])
+def test_patch_edge_fitted_on_the_stress_model(seed, tmp_path):
+    """The coherent patch's soft edges are fitted, not assumed: stress draws
+    0 and 6 are flat tops with cos^2 edges half their FWHM (measured 0.504
+    and 0.500 of it, FWHM within 0.05 %), 2 and 13 Gaussian patches, fitted
+    as Hann windows (edge 0.993 and 0.987 of the FWHM, FWHM 8.3 % and 9.2 %
+    over; with an edge of half a period assumed they were 37 % and 61 %
+    over)."""
+    d, rsm = _stress_map(seed, tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        prep = prepare(rsm)
+    edge = prep.patch_edge_nm / prep.patch_nm
+    if d.envelope == "flat":
+        assert prep.patch_nm == pytest.approx(d.patch_nm, rel=0.01)
+        assert edge == pytest.approx(0.5, abs=0.03)
+    else:
+        assert 1.0 < prep.patch_nm / d.patch_nm < 1.12
+        assert edge > 0.9

@@ -47,7 +47,7 @@ in reciprocal space are related by ``L = 2 pi / dq``.
 from __future__ import annotations
 
 from .bragg import BraggPeak, locate_bragg_peak, specular_rod_mask
-from .crop import CentredMap, bin_map, centre_and_crop
+from .crop import CentredMap, bin_map, centre_and_crop, extend_unmeasured_z
 from .measure import (
     LengthMeasurement,
     SatelliteComb,
@@ -65,6 +65,7 @@ __all__ = ["PreparedMap", "LengthMeasurement", "CentredMap", "BraggPeak", "Backg
            "SatelliteComb", "SubstrateRod", "prepare", "locate_bragg_peak", "specular_rod_mask",
            "subtract_substrate_rod", "locate_peak",
            "estimate_background", "subtract_background", "centre_and_crop", "bin_map",
+           "extend_unmeasured_z",
            "measure_period", "measure_thickness", "measure_patch", "patterson_along",
            "satellite_comb"]
 

@@ -1,4 +1,6 @@
-"""Centring, cropping (:func:`centre_and_crop`) and binning (:func:`bin_map`).
+"""Centring, cropping (:func:`centre_and_crop`), binning (:func:`bin_map`) and
+the unmeasured q rows that give phasing finer pixels along z
+(:func:`extend_unmeasured_z`).
 """
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from skimage.measure import block_reduce
 from ..errors import InputError, ParameterError
 from .pixels import as_mask
 
-__all__ = ["CentredMap", "centre_and_crop", "bin_map"]
+__all__ = ["CentredMap", "centre_and_crop", "bin_map", "extend_unmeasured_z"]
 
 
 @dataclass
@@ -152,4 +154,48 @@ def bin_map(intensity: np.ndarray, mask: np.ndarray | None, factor: int):
     out_mask = n_good == 0
     with np.errstate(invalid="ignore", divide="ignore"):
         out = np.where(out_mask, 0.0, total * factor ** len(shape) / n_good)
+    return out, out_mask
+
+
+def extend_unmeasured_z(intensity: np.ndarray, mask: np.ndarray | None, factor: int):
+    """Embed a centred map in a Fourier array ``factor`` times taller along z
+    (the last axis), the added rows unmeasured (masked, zero).
+
+    Phasing then works on real-space pixels ``factor`` times finer along z
+    than the map's own Nyquist grid, the q beyond the map left free. A film
+    has sharp interfaces, so its continuous transform reaches every q; on
+    the map's own grid a run of pixel averages cannot reproduce the
+    thickness fringes of such a film (the transform of a pixel-averaged slab
+    differs from the slab's by aliases of its 1/q tails): on an independent
+    forward model (``benchmarks/preprocess_stress.py``, draw 13) the true
+    film misfits its own noise-free fringes by 5-10 %, a Poisson misfit of
+    11.8 per pixel for a noise level of 0.4, and fits to 0.86 on a grid
+    twice as fine.
+
+    Parameters
+    ----------
+    intensity
+        Counts, shape ``(nx[, ny], nz)``, Bragg peak at ``nz // 2``.
+    mask
+        Bool, same shape, or None.
+    factor
+        Real-space pixels per map pixel along z (>= 1).
+
+    Returns
+    -------
+    (intensity, mask): shape ``(nx[, ny], factor * nz)``, the map's rows at
+    ``factor * nz // 2 - nz // 2`` onward, so the peak stays at ``n // 2``.
+    """
+    intensity = np.asarray(intensity, float)
+    mask = as_mask(intensity, mask)
+    factor = int(factor)
+    if factor < 1:
+        raise ParameterError(f"z_subpixels must be >= 1, got {factor}")
+    nz = intensity.shape[-1]
+    big = factor * nz
+    start = big // 2 - nz // 2
+    out = np.zeros(intensity.shape[:-1] + (big,))
+    out_mask = np.ones(out.shape, bool)
+    out[..., start:start + nz] = np.where(mask, 0.0, intensity)
+    out_mask[..., start:start + nz] = mask
     return out, out_mask

@@ -11,7 +11,7 @@ import numpy as np
 from ..errors import InputError, ParameterError
 from ..io import ReciprocalSpaceMap
 from .bragg import BraggPeak, locate_bragg_peak, specular_rod_mask, zeroth_order_z
-from .crop import bin_map, centre_and_crop
+from .crop import bin_map, centre_and_crop, extend_unmeasured_z
 from .measure import measure_patch, measure_period, measure_thickness
 from .peak import estimate_background, subtract_background
 from .pixels import as_mask
@@ -35,7 +35,8 @@ class PreparedMap:
     intensity
         Background-subtracted counts (float64, >= 0), shape ``(nx[, ny],
         nz)``, every size even, Bragg peak at index ``n // 2`` of every axis;
-        zero where masked.
+        zero where masked. Along z the measured rows are extended by
+        unmeasured ones to ``z_subpixels`` times the window's height.
     mask
         Bool, same shape; ``True`` = not measured (free in the Fourier
         projection).
@@ -53,6 +54,9 @@ class PreparedMap:
         Film thickness and its uncertainty (nm); 0 error when given.
     patch_nm
         Width (FWHM) of the coherent patch along x (nm).
+    patch_edge_nm
+        Width of the patch's soft (cos^2) edges (nm): 0 for a flat top,
+        ``patch_nm`` for a Hann-shaped (near Gaussian) patch.
     background
         Flat background subtracted (counts per pixel of the input map).
     peak_index
@@ -85,6 +89,7 @@ class PreparedMap:
     source: str = ""
     peak_residual: tuple = ()
     bin: int = 1
+    patch_edge_nm: float = 0.0
 
     @property
     def ndim(self) -> int:
@@ -136,7 +141,7 @@ def _given_peak(bragg_peak: str, rsm: ReciprocalSpaceMap) -> tuple:
 
 def prepare(rsm: ReciprocalSpaceMap, *, period_nm: float = 0.0, thickness_nm: float = 0.0,
             bin: int = 1, background: float = -1.0, crop=None, bragg_peak: str = "",
-            mask_specular: str = "auto") -> PreparedMap:
+            mask_specular: str = "auto", z_subpixels: int = 1) -> PreparedMap:
     """Prepare a map for phasing and measure the texture on it.
 
     Steps: find the Bragg peak from the lattice and the satellites
@@ -155,7 +160,9 @@ def prepare(rsm: ReciprocalSpaceMap, *, period_nm: float = 0.0, thickness_nm: fl
     estimate (``background < 0``) and subtract a flat background; cut a
     window with the peak at ``n // 2`` of every axis; measure the period,
     thickness and coherent patch on that window (before binning, at full
-    resolution); bin.
+    resolution); bin; extend the q_z range with unmeasured rows so phasing
+    works on ``z_subpixels`` real-space pixels per map pixel along z
+    (:func:`~nanotools.preprocess.crop.extend_unmeasured_z`).
 
     Parameters
     ----------
@@ -182,6 +189,9 @@ def prepare(rsm: ReciprocalSpaceMap, *, period_nm: float = 0.0, thickness_nm: fl
         the pixels it outweighs the film in); where one is found, mask its
         columns over the whole ``q_z`` range; mask the specular columns
         always; never look for one.
+    z_subpixels
+        Real-space pixels per map pixel along z for phasing (1 = the map's
+        own grid): the map's q_z range is extended by unmeasured rows.
 
     Returns
     -------
@@ -328,16 +338,18 @@ def prepare(rsm: ReciprocalSpaceMap, *, period_nm: float = 0.0, thickness_nm: fl
     try:
         m = measure_patch(raw_window.intensity, raw_window.mask, q_step0, period_nm=period,
                           axis=in_plane_axis, centre=meas_peak[in_plane_axis])
-        patch = m.value_nm
+        patch, patch_edge = m.value_nm, m.edge_nm
         notes.append(m.note)
     except InputError as exc:
-        patch = 5.0 * period
+        patch, patch_edge = 5.0 * period, 0.5 * period
         notes.append(f"coherent patch not measured ({exc.message}); assumed 5 periods, "
-                     f"{patch:.1f} nm")
+                     f"{patch:.1f} nm, with soft edges of half a period")
 
     out, out_mask = bin_map(window.intensity, window.mask, bin)
     if bin > 1:
         notes.append(f"binned by {bin}: shape {out.shape}")
+    measured_shape = out.shape
+    out, out_mask = extend_unmeasured_z(out, out_mask, z_subpixels)
     q_step = tuple(s * bin for s in q_step0)
     pixel_nm = tuple(float(2 * np.pi / (n * s) / 10.0) for n, s in zip(out.shape, q_step))
     qs = [float(np.interp(p, np.arange(len(q)), np.asarray(q, float)))
@@ -347,8 +359,12 @@ def prepare(rsm: ReciprocalSpaceMap, *, period_nm: float = 0.0, thickness_nm: fl
     notes.append("cropped to " + " x ".join(str(n) for n in window.intensity.shape)
                  + " pixels around the peak; real-space pixel "
                  + " x ".join(f"{p:.3g}" for p in pixel_nm) + " nm")
+    if z_subpixels > 1:
+        notes.append(f"phased on {z_subpixels} real-space pixels per map pixel along z: the "
+                     f"{measured_shape[-1]} measured q_z rows sit in {out.shape[-1]}, the "
+                     "others free, so the film's sharp interfaces are modelled")
     return PreparedMap(intensity=out, mask=out_mask, q_step=q_step, G=G, pixel_nm=pixel_nm,
                        period_nm=period, period_err_nm=period_err, thickness_nm=thickness,
-                       thickness_err_nm=thickness_err, patch_nm=patch,
+                       thickness_err_nm=thickness_err, patch_nm=patch, patch_edge_nm=patch_edge,
                        background=float(background), peak_index=tuple(float(p) for p in peak),
                        notes=notes, source=rsm.source, peak_residual=residual, bin=bin)
