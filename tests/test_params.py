@@ -21,4 +21,5 @@ def test_each_consumer_takes_its_parameters(consumer):
 
 def test_arguments_for_picks_one_functions_keywords():
     assert list(arguments_for("nanotools.preprocess.prepare", defaults())) == [
-        "period_nm", "thickness_nm", "bin", "background", "bragg_peak", "mask_specular"]
+        "period_nm", "thickness_nm", "bin", "background", "bragg_peak", "mask_specular",
+        "z_subpixels"]

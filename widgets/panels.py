@@ -92,7 +92,7 @@ class PreprocessPanel(StagePanel):
     stage = "preprocess"
     title = "2. Preprocess"
     parameter_names = ("period_nm", "thickness_nm", "bin", "background", "bragg_peak",
-                       "mask_specular")
+                       "mask_specular", "z_subpixels")
 
     def __init__(self, rsm: Any, **kwargs: Any):
         self.rsm = rsm
