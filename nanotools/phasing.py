@@ -202,7 +202,8 @@ def initial_support(shape: tuple, pixel_nm: tuple, *, thickness_nm: float, patch
     patch_edge_nm
         Width of the patch's soft edges (nm): the in-plane size is
         ``patch_nm + 0.713 patch_edge_nm`` (:data:`_EDGE_REACH`) before the
-        margin.
+        margin, stopping short of the axis' ends (three pixels free) where
+        ``margin x patch_nm`` leaves that much.
 
     Returns
     -------
@@ -214,6 +215,10 @@ def initial_support(shape: tuple, pixel_nm: tuple, *, thickness_nm: float, patch
                 else patch_nm + _EDGE_REACH * max(float(patch_edge_nm), 0.0))
         half = margin * size / 2
         coord = (np.arange(n) - n // 2) * d
+        if axis < len(shape) - 1 and margin * patch_nm / 2 < (n // 2 - 2) * d:
+            # the soft edges' reach may fill the axis where the FWHM does
+            # not: stop short of the axis' ends instead (three pixels free)
+            half = min(half, (n // 2 - 2) * d)
         inside = np.abs(coord) <= half + 1e-9
         if inside.sum() >= n - 1:
             raise ParameterError(

@@ -37,6 +37,18 @@ def test_initial_support_is_the_enlarged_slab():
         initial_support((40, 50), (1.0, 1.0), thickness_nm=20, patch_nm=40, margin=1.0)
 
 
+def test_initial_support_holds_the_patch_edges():
+    """Soft edges e wide add 0.713 e to the box (a cos^2 edge falls to 5 %
+    of the amplitude at 0.857 of its width); where that would fill the
+    axis, it stops short of the axis' ends (three pixels free)."""
+    s = initial_support((100, 50), (1.0, 1.0), thickness_nm=20, patch_nm=40, margin=1.0,
+                        patch_edge_nm=20)
+    assert s.sum(axis=0).max() == 2 * int(np.floor((40 + 0.713 * 20) / 2)) + 1  # 55
+    s = initial_support((60, 50), (1.0, 1.0), thickness_nm=20, patch_nm=40, margin=1.0,
+                        patch_edge_nm=40)  # 68.5 nm wide, on an axis of 60
+    assert s.sum(axis=0).max() == 57
+
+
 def test_poisson_llk_is_zero_for_the_truth():
     data = np.array([[0.0, 5.0], [10.0, 100.0]])
     measured = np.ones_like(data, bool)

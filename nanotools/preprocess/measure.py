@@ -1214,10 +1214,11 @@ def measure_patch(intensity: np.ndarray, mask: np.ndarray | None, q_step, *,
     satellite's side lobes and how its top rounds: on the maps of
     ``benchmarks/preprocess_stress.py`` flat-topped patches with edges half
     their FWHM fit as 0.50 of it and Gaussian ones as 0.9-1.0, with their
-    FWHM 4-10 % over the truth where a fixed edge of half a period put it
-    32 % over (median; 61 % on draw 13). An unresolved fit (satellite
-    narrower than :data:`_MIN_SATELLITE_FWHM_PX`) is dropped, and so is a
-    satellite much broader than the sharpest (:func:`_patch_shaped`:
+    FWHM 7-14 % over the truth (10th-90th percentile of draws 0-99) where a
+    fixed edge of half a period put it 32 % over (median of draws 0-399).
+    An unresolved fit (satellite narrower than
+    :data:`_MIN_SATELLITE_FWHM_PX`) is dropped, and so is a satellite much
+    broader than the sharpest (:func:`_patch_shaped`:
     disorder and splitting only broaden). The width is the inverse-variance
     mean over the satellites kept, each with a systematic error growing as
     the order squared (:data:`_DISORDER_WIDTH_ERR`; the zeroth order is weak
