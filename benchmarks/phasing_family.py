@@ -69,6 +69,7 @@ from nanotools.phasing import initial_support, phase_retrieval, pixel_averaged, 
 from nanotools.preprocess import (
     PreparedMap,
     centre_and_crop,
+    extend_unmeasured_z,
     specular_rod_mask,
     subtract_background,
     subtract_substrate_rod,
@@ -118,6 +119,7 @@ def prepared_from_truth(member, rod_share: float | None = None,
         intensity=window.intensity, mask=window.mask, q_step=q_step, G=float(p["G"]),
         pixel_nm=pixel_nm, period_nm=P, period_err_nm=0.0, thickness_nm=float(p["thickness_nm"]),
         thickness_err_nm=0.0, patch_nm=float(p["coherence"]["patch_periods"]) * P,
+        patch_edge_nm=float(p["coherence"]["patch_edge_periods"]) * P,
         background=float(background), peak_index=peak, notes=["preprocessing from the truth"],
         source=rsm.source, peak_residual=tuple(window.residual), bin=1)
 
@@ -157,12 +159,11 @@ def true_object(member, prep: PreparedMap, pixel_average: bool = False) -> np.nd
 
 def padded_along_z(prep: PreparedMap, factor: int) -> PreparedMap:
     """``prep`` with ``factor`` times its rows along q_z, the new ones masked
-    (free), and the real-space pixel along z ``factor`` times finer."""
-    nz = prep.intensity.shape[-1]
-    lo = (factor - 1) * nz // 2
-    pad = ((0, 0), (lo, (factor - 1) * nz - lo))
-    return replace(prep, intensity=np.pad(prep.intensity, pad),
-                   mask=np.pad(prep.mask, pad, constant_values=True),
+    (free, :func:`~nanotools.preprocess.extend_unmeasured_z`, which
+    ``-p z_subpixels`` applies in the pipeline), and the real-space pixel
+    along z ``factor`` times finer."""
+    intensity, mask = extend_unmeasured_z(prep.intensity, prep.mask, factor)
+    return replace(prep, intensity=intensity, mask=mask,
                    pixel_nm=(prep.pixel_nm[0], prep.pixel_nm[1] / factor))
 
 
@@ -195,7 +196,8 @@ def run_draw(seed: int, params: dict, *, shape=(256, 128), pipeline_seed: int = 
             support = initial_support(obj.shape, tuple(prep.pixel_nm),
                                       thickness_nm=prep.thickness_nm, patch_nm=prep.patch_nm,
                                       margin=params.get("support_margin",
-                                                        defaults()["support_margin"]))
+                                                        defaults()["support_margin"]),
+                                      patch_edge_nm=prep.patch_edge_nm)
             row["cut_misfit"] = misfit_ratio(obj * support, prep,
                                              bool(params.get("pixel_average", True)))
         if pad_z > 1:
