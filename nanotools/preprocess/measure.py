@@ -1199,8 +1199,7 @@ def _patch_power(q: np.ndarray, width: float, edge: float) -> np.ndarray:
 
 def measure_patch(intensity: np.ndarray, mask: np.ndarray | None, q_step, *,
                   period_nm: float, axis: int = 0, centre: float | None = None,
-                  edge_nm: float | None = None, orders=(0, -1, 1, -2, 2)
-                  ) -> LengthMeasurement:
+                  orders=(0, -1, 1, -2, 2)) -> LengthMeasurement:
     """Width (FWHM) of the coherent patch along an in-plane axis.
 
     Every satellite is the transform of the patch envelope. Each of
@@ -1234,14 +1233,11 @@ def measure_patch(intensity: np.ndarray, mask: np.ndarray | None, q_step, *,
         Momentum-transfer step (1/angstrom per pixel): one value or one per
         axis.
     period_nm
-        Texture period (nm): bounds the fitting window and sets the default
-        edge width.
+        Texture period (nm): bounds the fitting window.
     axis
         The in-plane axis.
     centre
         Position of the Bragg peak along ``axis`` (pixels); found if None.
-    edge_nm
-        Width of the patch's soft edges (nm), fixed; fitted if None.
     orders
         The satellites to fit (0 = the Bragg peak).
 
@@ -1250,7 +1246,7 @@ def measure_patch(intensity: np.ndarray, mask: np.ndarray | None, q_step, *,
     LengthMeasurement
         ``value_nm`` is the patch width, ``err_nm`` its standard error (grown
         by the satellites' disagreement), ``edge_nm`` the edge width (the
-        median over the satellites kept, or ``edge_nm`` as given).
+        median over the satellites kept).
 
     Raises
     ------
@@ -1268,7 +1264,7 @@ def measure_patch(intensity: np.ndarray, mask: np.ndarray | None, q_step, *,
     for order in orders:
         try:
             fits[order] = _satellite_width(profile, centre + order * spacing_px, spacing_px,
-                                           step * 10.0, edge_nm)
+                                           step * 10.0)
         except _NoFit:
             continue
     if not fits:
@@ -1294,9 +1290,8 @@ def measure_patch(intensity: np.ndarray, mask: np.ndarray | None, q_step, *,
             if len(widths) > 1 else 1.0)
     err = float(np.sqrt(max(chi2, 1.0) / np.sum(weights)))
     used = ", ".join(f"{m:+d}" for m in sorted(fits))
-    how = "assumed" if edge_nm is not None else "fitted"
     note = (f"coherent patch {width:.1f} ± {err:.1f} nm (FWHM) from the shape of the "
-            f"satellites of orders {used}, soft edges {edge:.1f} nm {how}")
+            f"satellites of orders {used}, soft edges {edge:.1f} nm fitted")
     return LengthMeasurement(width, err, note=note, edge_nm=edge)
 
 
@@ -1349,14 +1344,13 @@ def _patch_shaped(fits: dict) -> dict:
     return kept  # never empty: the sharpest satellite passes its own bound
 
 
-def _satellite_width(profile: np.ndarray, centre: float, spacing_px: float, dq_nm: float,
-                     edge: float | None):
+def _satellite_width(profile: np.ndarray, centre: float, spacing_px: float, dq_nm: float):
     """Patch width (nm), its error and the edge width (nm) from one satellite
     of a projected profile: the patch's power spectrum fitted to the square
     root of the counts within half a spacing (least squares, free in width,
-    centre, scale, floor and, where ``edge`` is None, the edge as a fraction
-    of the width, tried from :data:`_EDGE_STARTS` since a sharp and a soft
-    edge are separate minima)."""
+    the edge as a fraction of the width, centre, scale and floor; started
+    from each of :data:`_EDGE_STARTS`, since a sharp and a soft edge are
+    separate minima)."""
     n = len(profile)
     half = max(2, int(np.floor(0.5 * spacing_px)))
     c = int(round(centre))
@@ -1375,7 +1369,7 @@ def _satellite_width(profile: np.ndarray, centre: float, spacing_px: float, dq_n
 
     def model(p):
         width, frac, x0, scale, floor = p
-        e = frac * width if edge is None else edge
+        e = frac * width
         return np.sqrt(scale * _patch_power((idx - x0) * dq_nm, width, e)
                        / _patch_power(np.zeros(1), width, e)[0] + floor ** 2)
 
@@ -1387,17 +1381,13 @@ def _satellite_width(profile: np.ndarray, centre: float, spacing_px: float, dq_n
     above = idx[y >= peak_val / 2]
     fwhm_px = max(above.max() - above.min() + 1.0, 1.0)
     w0 = 0.886 * 2 * np.pi / (fwhm_px * dq_nm)
-    if edge is not None:
-        w0 = max(w0, edge * 1.01)
-    lower_w = edge if edge is not None else 0.2 * w0
-    lo_frac, hi_frac = (_MIN_EDGE_FRACTION, 1.0) if edge is None else (0.0, 1.0)
     fit = None
-    for frac0 in (_EDGE_STARTS if edge is None else (0.5,)):
+    for frac0 in _EDGE_STARTS:
         try:
             trial = optimize.least_squares(
                 lambda p: model(p) - amp, [w0, frac0, centre, peak_val, 0.0],
-                bounds=([lower_w, lo_frac, centre - 2, 0, 0],
-                        [np.inf, hi_frac, centre + 2, np.inf, np.inf]),
+                bounds=([0.2 * w0, _MIN_EDGE_FRACTION, centre - 2, 0, 0],
+                        [np.inf, 1.0, centre + 2, np.inf, np.inf]),
                 x_scale=[w0, 0.3, 1.0, peak_val, 1.0])
         except (ValueError, np.linalg.LinAlgError):
             continue
@@ -1405,12 +1395,10 @@ def _satellite_width(profile: np.ndarray, centre: float, spacing_px: float, dq_n
             fit = trial
     if fit is None:
         raise _NoFit
-    dof = max(len(amp) - (5 if edge is None else 4), 1)
-    jac = fit.jac if edge is None else np.delete(fit.jac, 1, axis=1)
+    dof = max(len(amp) - 5, 1)
     # pinv: the floor often sits on its bound (0), which makes J^T J singular
-    cov = np.linalg.pinv(jac.T @ jac) * np.sum(fit.fun ** 2) / dof
+    cov = np.linalg.pinv(fit.jac.T @ fit.jac) * np.sum(fit.fun ** 2) / dof
     width = float(fit.x[0])
     if 0.886 * 2 * np.pi / (width * dq_nm) < _MIN_SATELLITE_FWHM_PX:
         raise _NoFit
-    fitted_edge = float(fit.x[1] * width) if edge is None else float(edge)
-    return width, float(np.sqrt(max(cov[0, 0], 0.0))), fitted_edge
+    return width, float(np.sqrt(max(cov[0, 0], 0.0))), float(fit.x[1] * width)
