@@ -33,7 +33,8 @@ exceed SHARE of the film's (both known from the draw): what a mask drawn
 pixel by pixel would give.
 
 ``--pad-z F`` pads the map along q_z to F times its rows with free (masked)
-pixels, so that the runs' real-space pixels are F times finer along z; the
+pixels (:func:`nanotools.preprocess.finer_z_grid`, what ``-p z_subpixels F``
+does in the pipeline), so that the runs' real-space pixels are F times finer along z; the
 chosen supercell is averaged back over groups of F rows before it is
 compared (F an integer).
 
@@ -58,7 +59,6 @@ import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import nullcontext
-from dataclasses import replace
 
 import numpy as np
 
@@ -69,7 +69,7 @@ from nanotools.phasing import initial_support, phase_retrieval, pixel_averaged, 
 from nanotools.preprocess import (
     PreparedMap,
     centre_and_crop,
-    extend_unmeasured_z,
+    finer_z_grid,
     specular_rod_mask,
     subtract_background,
     subtract_substrate_rod,
@@ -157,16 +157,6 @@ def true_object(member, prep: PreparedMap, pixel_average: bool = False) -> np.nd
     return np.fft.fftshift(np.fft.ifftn(np.fft.ifftshift(amplitude), norm="ortho"))
 
 
-def padded_along_z(prep: PreparedMap, factor: int) -> PreparedMap:
-    """``prep`` with ``factor`` times its rows along q_z, the new ones masked
-    (free, :func:`~nanotools.preprocess.extend_unmeasured_z`, which
-    ``-p z_subpixels`` applies in the pipeline), and the real-space pixel
-    along z ``factor`` times finer."""
-    intensity, mask = extend_unmeasured_z(prep.intensity, prep.mask, factor)
-    return replace(prep, intensity=intensity, mask=mask,
-                   pixel_nm=(prep.pixel_nm[0], prep.pixel_nm[1] / factor))
-
-
 def rows_averaged(cell: np.ndarray, factor: int) -> np.ndarray:
     """``(n_cell, n)`` -> ``(n_cell, n // factor)``: the mean of each group of
     ``factor`` rows (a supercell on ``factor`` times coarser pixels)."""
@@ -201,7 +191,7 @@ def run_draw(seed: int, params: dict, *, shape=(256, 128), pipeline_seed: int = 
             row["cut_misfit"] = misfit_ratio(obj * support, prep,
                                              bool(params.get("pixel_average", True)))
         if pad_z > 1:
-            prep = padded_along_z(prep, pad_z)
+            prep = finer_z_grid(prep, pad_z)
         phasing_kw = {k: v for k, v in params.items() if k in defaults("phasing")
                       and k != "keep_runs"}
         t0 = time.perf_counter()

@@ -166,7 +166,8 @@ def run_family_member(seed: int, *, params: dict, folder: Path, shape: tuple = (
         thickness_nm=(_from_notes(notes, r"thickness ([\d.]+)") or [None])[0],
         background=(_from_notes(notes, r"background ([\d.eE+-]+) counts") or [None])[0],
         peak_px=_from_notes(notes, r"Bragg peak at pixel \(([-\d.]+), ([-\d.]+)\)"),
-        patch_nm=(_from_notes(notes, r"coherent patch ([\d.]+)") or [None])[0])
+        patch_nm=(_from_notes(notes, r"coherent patch ([\d.]+)") or [None])[0],
+        z_subpixels=int((_from_notes(notes, r"phased on (\d+) real-space pixels") or [1])[0]))
     return row
 
 
@@ -282,6 +283,9 @@ def _print_summary(s: dict, rows: list | None = None) -> None:
               f"-> {f['median_refined']:.3f} (refined); within {GOAL}: "
               f"{100 * f['within_005_average']:.0f} % -> {100 * f['within_005_refined']:.0f} %; "
               f"{f['better']} better, {f['worse']} worse by more than 0.005")
+    finer = [r["seed"] for r in rows or [] if (r["measured"].get("z_subpixels") or 1) > 1]
+    if finer:
+        print(f"phased on a finer z grid: {len(finer)} draws ({', '.join(map(str, finer))})")
     e = s.get("estimate")
     if e is None:
         print("error estimate: the results carry no estimated_error (not compared)")

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 import tempfile
 import time
 import warnings
@@ -88,7 +89,18 @@ def image_draw(seed: int, folder: Path, params: dict | None = None) -> dict | No
     row["error"] = float(compare_supercells(cell["complex_field"], truth))
     row["estimated_error"] = float(cell.get("estimated_error", np.nan))
     row["reliable"] = bool(cell.get("reliable", False))
+    row["z_subpixels"] = z_subpixels_of(res["process"].get("notes", []))
     return row
+
+
+def z_subpixels_of(notes) -> int:
+    """The real-space pixels per map pixel along z a result was phased on
+    (from its notes; 1 where none says otherwise)."""
+    for note in notes:
+        found = re.search(r"phased on (\d+) real-space pixels per map pixel", str(note))
+        if found:
+            return int(found.group(1))
+    return 1
 
 
 def _run(args):
@@ -118,6 +130,8 @@ def main() -> None:
                     continue
                 rows.append(r)
                 extra = f"  FAILED {r['failure']}" if r["failure"] else ""
+                if (r.get("z_subpixels") or 1) > 1:
+                    extra = f" z{r['z_subpixels']}{extra}"
                 print(f"{r['seed']:>4} {r['texture']:>8} {r['period_nm']:>5.1f} "
                       f"{r['thickness_nm']:>5.1f} {r['phase_rad']:>4.1f} {r['error']:>6.3f} "
                       f"{(r['estimated_error'] or np.nan):>6.3f} "
@@ -133,6 +147,9 @@ def main() -> None:
     print(f"{sum(not r['reliable'] for r in bad)} of {len(bad)} draws above 0.10 flagged "
           f"unreliable; {sum(r['reliable'] for r in rows if r['error'] <= 0.10)} of "
           f"{len(rows) - len(bad)} others called reliable")
+    finer = [r["seed"] for r in rows if (r.get("z_subpixels") or 1) > 1]
+    print(f"phased on a finer z grid: {len(finer)} of {len(rows)} draws"
+          + (f" ({', '.join(map(str, finer))})" if finer else ""))
 
 
 if __name__ == "__main__":

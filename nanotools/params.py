@@ -103,7 +103,8 @@ _LIST = [
     _P("z_subpixels", 1, int, "preprocess",
        "real-space pixels per map pixel along z for phasing: the map's q_z range is extended "
        "by unmeasured (free) rows, so a film's sharp interfaces are modelled; 1 = the map's "
-       "own grid", "", 1, 8, label="z subpixels"),
+       "own grid; 0 = 1, or 2 where that grid's runs predict held-out pixels far better "
+       "(cross-validation, before phasing; see the README)", "", 0, 8, label="z subpixels"),
     _P("unit_cell", "", str, "preprocess",
        "lattice constants 'a,b,c' in angstrom for r.l.u. axes (overrides the file)",
        label="unit cell (a,b,c)",

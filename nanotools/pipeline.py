@@ -209,6 +209,61 @@ def run_phasing(prepared, params: dict, *, seed: int, checkpoint: Path | None = 
     return phased, resumed
 
 
+def choose_z_grid(prepared, params: dict, *, seed: int, progress: bool = True):
+    """``prepared`` on the z grid that cross-validation chooses
+    (:func:`nanotools.crossval.choose_z_subpixels`) where ``params`` ask for
+    it (``z_subpixels`` 0), with the check's numbers in its notes; otherwise
+    ``prepared`` itself.
+
+    Parameters
+    ----------
+    prepared
+        The :class:`~nanotools.preprocess.PreparedMap` on the map's own grid.
+    params
+        The validated parameter set (its phasing settings are the check's).
+    seed
+        The run's random seed.
+    progress
+        Show a tqdm bar on stderr ("grid check").
+
+    Returns
+    -------
+    PreparedMap
+        ``prepared`` itself or refined along z (:func:`~nanotools.preprocess.finer_z_grid`).
+
+    Examples
+    --------
+    In the preprocessing notebook, after :func:`nanotools.preprocess.prepare`
+    (phasing settings at their defaults)::
+
+        prepared = pipeline.choose_z_grid(prepared, params.validate(settings), seed=0)
+    """
+    from dataclasses import replace
+
+    from . import crossval, preprocess
+
+    if params.get("z_subpixels", 1) != 0:
+        return prepared
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=100, unit="%", desc="grid check", dynamic_ncols=True, leave=False)
+
+    def _report(done: int, total: int) -> None:
+        """Move the bar to ``done / total``."""
+        bar.update(int(100 * done / max(total, 1)) - bar.n)
+
+    try:
+        choice = crossval.choose_z_subpixels(
+            prepared, seed=seed, progress=_report if bar is not None else None,
+            **arguments_for("nanotools.phasing.phase_retrieval", params))
+    finally:
+        if bar is not None:
+            bar.close()
+    prepared = replace(prepared, notes=list(prepared.notes) + [choice.note])
+    return preprocess.finer_z_grid(prepared, choice.factor)
+
+
 def build_reconstruction(found, phased, *, parameters: dict, seed: int, input_path: str = "",
                          input_sha256: str = "", notes: list | None = None,
                          date: str | None = None, trust=None) -> Reconstruction:
@@ -377,6 +432,7 @@ def reconstruct_file(input_path: str | os.PathLike, out_path: str | os.PathLike,
     try:
         prepared = preprocess.prepare(
             rsm, **arguments_for("nanotools.preprocess.prepare", full))
+        prepared = choose_z_grid(prepared, full, seed=seed, progress=progress)
         notes.extend(str(n) for n in getattr(prepared, "notes", []))
         try:
             out_path.parent.mkdir(parents=True, exist_ok=True)

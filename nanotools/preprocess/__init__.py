@@ -58,14 +58,14 @@ from .measure import (
     satellite_comb,
 )
 from .peak import BackgroundEstimate, estimate_background, locate_peak, subtract_background
-from .prepare import PreparedMap, prepare
+from .prepare import PreparedMap, finer_z_grid, prepare
 from .substrate import SubstrateRod, subtract_substrate_rod
 
 __all__ = ["PreparedMap", "LengthMeasurement", "CentredMap", "BraggPeak", "BackgroundEstimate",
            "SatelliteComb", "SubstrateRod", "prepare", "locate_bragg_peak", "specular_rod_mask",
            "subtract_substrate_rod", "locate_peak",
            "estimate_background", "subtract_background", "centre_and_crop", "bin_map",
-           "extend_unmeasured_z",
+           "extend_unmeasured_z", "finer_z_grid",
            "measure_period", "measure_thickness", "measure_patch", "patterson_along",
            "satellite_comb"]
 

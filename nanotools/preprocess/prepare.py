@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -17,7 +17,7 @@ from .peak import estimate_background, subtract_background
 from .pixels import as_mask
 from .substrate import subtract_substrate_rod
 
-__all__ = ["PreparedMap", "prepare"]
+__all__ = ["PreparedMap", "finer_z_grid", "prepare"]
 
 #: With the substrate rod masked, the out-of-plane peak moves to the zeroth
 #: order's neighbourhood where the whole map's rods put it more than this
@@ -191,7 +191,9 @@ def prepare(rsm: ReciprocalSpaceMap, *, period_nm: float = 0.0, thickness_nm: fl
         always; never look for one.
     z_subpixels
         Real-space pixels per map pixel along z for phasing (1 = the map's
-        own grid): the map's q_z range is extended by unmeasured rows.
+        own grid): the map's q_z range is extended by unmeasured rows. 0
+        prepares the map's own grid, on which the pipeline's grid check
+        (:func:`nanotools.pipeline.choose_z_grid`) then chooses.
 
     Returns
     -------
@@ -348,8 +350,6 @@ def prepare(rsm: ReciprocalSpaceMap, *, period_nm: float = 0.0, thickness_nm: fl
     out, out_mask = bin_map(window.intensity, window.mask, bin)
     if bin > 1:
         notes.append(f"binned by {bin}: shape {out.shape}")
-    measured_shape = out.shape
-    out, out_mask = extend_unmeasured_z(out, out_mask, z_subpixels)
     q_step = tuple(s * bin for s in q_step0)
     pixel_nm = tuple(float(2 * np.pi / (n * s) / 10.0) for n, s in zip(out.shape, q_step))
     qs = [float(np.interp(p, np.arange(len(q)), np.asarray(q, float)))
@@ -359,12 +359,46 @@ def prepare(rsm: ReciprocalSpaceMap, *, period_nm: float = 0.0, thickness_nm: fl
     notes.append("cropped to " + " x ".join(str(n) for n in window.intensity.shape)
                  + " pixels around the peak; real-space pixel "
                  + " x ".join(f"{p:.3g}" for p in pixel_nm) + " nm")
-    if z_subpixels > 1:
-        notes.append(f"phased on {z_subpixels} real-space pixels per map pixel along z: the "
-                     f"{measured_shape[-1]} measured q_z rows sit in {out.shape[-1]}, the "
-                     "others free, so the film's sharp interfaces are modelled")
-    return PreparedMap(intensity=out, mask=out_mask, q_step=q_step, G=G, pixel_nm=pixel_nm,
-                       period_nm=period, period_err_nm=period_err, thickness_nm=thickness,
-                       thickness_err_nm=thickness_err, patch_nm=patch, patch_edge_nm=patch_edge,
-                       background=float(background), peak_index=tuple(float(p) for p in peak),
-                       notes=notes, source=rsm.source, peak_residual=residual, bin=bin)
+    prepared = PreparedMap(
+        intensity=out, mask=out_mask, q_step=q_step, G=G, pixel_nm=pixel_nm, period_nm=period,
+        period_err_nm=period_err, thickness_nm=thickness, thickness_err_nm=thickness_err,
+        patch_nm=patch, patch_edge_nm=patch_edge, background=float(background),
+        peak_index=tuple(float(p) for p in peak), notes=notes, source=rsm.source,
+        peak_residual=residual, bin=bin)
+    return finer_z_grid(prepared, max(int(z_subpixels), 1))  # 0: the grid check's to choose
+
+
+def finer_z_grid(prepared: PreparedMap, factor: int) -> PreparedMap:
+    """``prepared`` on ``factor`` real-space pixels per map pixel along z.
+
+    The measured q_z rows are embedded in ``factor`` times as many, the
+    others unmeasured (free) (:func:`~nanotools.preprocess.crop.extend_unmeasured_z`),
+    and the real-space pixel along z is ``factor`` times finer; a note says
+    so. The one place the pipeline, the grid check
+    (:mod:`nanotools.crossval`) and the benchmarks refine the z grid.
+
+    Parameters
+    ----------
+    prepared
+        A map on its own grid (``factor`` 1 returns it unchanged).
+    factor
+        Real-space pixels per map pixel along z (>= 1; 1 = the map's own
+        grid, its unmeasured pixels set to zero).
+
+    Returns
+    -------
+    PreparedMap
+        Intensity and mask ``(nx[, ny], factor nz)``, ``pixel_nm`` with the
+        last entry divided by ``factor``.
+    """
+    factor = int(factor)
+    intensity, mask = extend_unmeasured_z(prepared.intensity, prepared.mask, factor)
+    if factor == 1:  # unmeasured pixels zeroed, as on the finer grids
+        return replace(prepared, intensity=intensity, mask=mask)
+    nz = np.shape(prepared.intensity)[-1]
+    note = (f"phased on {factor} real-space pixels per map pixel along z: the {nz} measured "
+            f"q_z rows sit in {intensity.shape[-1]}, the others free, so the film's sharp "
+            "interfaces are modelled")
+    return replace(prepared, intensity=intensity, mask=mask,
+                   pixel_nm=tuple(prepared.pixel_nm[:-1]) + (prepared.pixel_nm[-1] / factor,),
+                   notes=list(prepared.notes) + [note])
