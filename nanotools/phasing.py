@@ -36,7 +36,8 @@ from .errors import ParameterError
 from .params import defaults as _defaults
 
 __all__ = ["ALGORITHMS", "PhasingResult", "parse_algorithm", "initial_support",
-           "pixel_transfer", "pixel_averaged", "phase_retrieval", "concatenate", "poisson_llk"]
+           "pixel_transfer", "pixel_averaged", "phase_retrieval", "concatenate", "poisson_llk",
+           "shrink_wrap_threshold_for"]
 
 ALGORITHMS = ("ER", "HIO", "RAAR")
 
@@ -181,6 +182,46 @@ def pixel_averaged(phasing) -> bool:
 #: it: runs could not fit those maps.
 _EDGE_REACH = 2 * (2 / np.pi * np.arccos(np.sqrt(0.05)) - 0.5)
 
+#: A coherent patch whose fitted soft edges are at least this share of its
+#: FWHM has hardly a flat top (a Gaussian is fitted as a Hann window, edge =
+#: FWHM; the stress model's flat tops have edges of half the FWHM, fitted
+#: 0.50-0.50; the validation family's 0.02-0.37) ...
+SOFT_EDGE_FRACTION = 0.45
+#: ... and is shrink-wrapped at no more than this share of the blurred
+#: amplitude's maximum: at 0.12 shrink-wrap cut the envelope's sides where
+#: they fall below an eighth of the top, which the runs then could not fit
+#: (README, "Why phasing misses these maps").
+SOFT_EDGE_THRESHOLD = 0.03
+
+
+def shrink_wrap_threshold_for(prepared, threshold: float) -> tuple[float, str]:
+    """The shrink-wrap threshold phasing applies to ``prepared``.
+
+    Parameters
+    ----------
+    prepared
+        The :class:`~nanotools.preprocess.PreparedMap` (its ``patch_nm`` and
+        ``patch_edge_nm``).
+    threshold
+        The requested threshold (``shrink_wrap_threshold``).
+
+    Returns
+    -------
+    threshold : float
+        ``min(threshold, SOFT_EDGE_THRESHOLD)`` where the patch's soft edges
+        are at least :data:`SOFT_EDGE_FRACTION` of its FWHM, else ``threshold``.
+    note : str
+        Why it was lowered, or ``""``.
+    """
+    patch = float(getattr(prepared, "patch_nm", 0.0) or 0.0)
+    edge = float(getattr(prepared, "patch_edge_nm", 0.0) or 0.0)
+    if patch <= 0 or edge < SOFT_EDGE_FRACTION * patch or threshold <= SOFT_EDGE_THRESHOLD:
+        return float(threshold), ""
+    return SOFT_EDGE_THRESHOLD, (
+        f"shrink-wrap at {SOFT_EDGE_THRESHOLD:g} of the maximum, not {threshold:g}: the "
+        f"coherent patch's soft edges are {edge / patch:.2f} of its FWHM, so its sides fall "
+        f"below {threshold:g} of the top inside the film")
+
 
 def initial_support(shape: tuple, pixel_nm: tuple, *, thickness_nm: float, patch_nm: float,
                     margin: float = 1.15, patch_edge_nm: float = 0.0) -> np.ndarray:
@@ -291,7 +332,9 @@ def phase_retrieval(prepared, *, n_starts: int = _D["n_starts"], seed: int = 0, 
         Update the support every this many iterations (0 = never); the last
         ER step never shrink-wraps, so the final support matches the object.
     shrink_wrap_threshold
-        Keep pixels whose blurred amplitude exceeds this fraction of the maximum.
+        Keep pixels whose blurred amplitude exceeds this fraction of the maximum
+        (at most :data:`SOFT_EDGE_THRESHOLD` for a patch with wide soft edges,
+        :func:`shrink_wrap_threshold_for`).
     shrink_wrap_sigma_nm
         Blur (Gaussian sigma, nm) of shrink-wrap.
     amplitude_constraint
@@ -348,6 +391,7 @@ def phase_retrieval(prepared, *, n_starts: int = _D["n_starts"], seed: int = 0, 
                                patch_nm=prepared.patch_nm, margin=support_margin,
                                patch_edge_nm=getattr(prepared, "patch_edge_nm", 0.0))
     sigma_px = [shrink_wrap_sigma_nm / d for d in prepared.pixel_nm]
+    threshold, _ = shrink_wrap_threshold_for(prepared, shrink_wrap_threshold)
     period_px = float(getattr(prepared, "period_nm", 0.0) or 0.0) / prepared.pixel_nm[0]
     if amplitude_constraint > 0 and not (np.isfinite(period_px) and period_px > 0):
         raise ParameterError("the amplitude constraint averages over one texture period, but "
@@ -376,7 +420,7 @@ def phase_retrieval(prepared, *, n_starts: int = _D["n_starts"], seed: int = 0, 
         obj, sup, err, hist, llk, psf = _run_batch(
             be, intensity, measured_c, support0, ks, counts=counts, transfer2=transfer2,
             seed=seed, steps=steps, beta=beta,
-            shrink_wrap_every=shrink_wrap_every, threshold=shrink_wrap_threshold,
+            shrink_wrap_every=shrink_wrap_every, threshold=threshold,
             sigma_px=sigma_px, amplitude_constraint=amplitude_constraint,
             period_px=period_px, psf0=psf0, psf_start_it=int(round(psf_start * n_iterations)),
             psf_update_every=psf_update_every,

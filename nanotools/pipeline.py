@@ -33,6 +33,7 @@ from . import __version__
 from .errors import InputError, NanotoolsError, ParameterError
 from .io import Reconstruction, load_stage, read_map, save_stage, sha256_file, write_result
 from .params import arguments_for, to_json, validate
+from .phasing import shrink_wrap_threshold_for
 
 __all__ = ["reconstruct_file", "build_reconstruction", "checkpoint_dir", "checkpoint_key",
            "run_phasing"]
@@ -434,6 +435,9 @@ def reconstruct_file(input_path: str | os.PathLike, out_path: str | os.PathLike,
             rsm, **arguments_for("nanotools.preprocess.prepare", full))
         prepared = choose_z_grid(prepared, full, seed=seed, progress=progress)
         notes.extend(str(n) for n in getattr(prepared, "notes", []))
+        wrap_note = shrink_wrap_threshold_for(prepared, full["shrink_wrap_threshold"])[1]
+        if wrap_note:
+            notes.append(wrap_note)
         try:
             out_path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:  # a file in the way, no permission ...
