@@ -183,9 +183,10 @@ def pixel_averaged(phasing) -> bool:
 _EDGE_REACH = 2 * (2 / np.pi * np.arccos(np.sqrt(0.05)) - 0.5)
 
 #: A coherent patch whose fitted soft edges are at least this share of its
-#: FWHM has hardly a flat top (a Gaussian is fitted as a Hann window, edge =
-#: FWHM; the stress model's flat tops have edges of half the FWHM, fitted
-#: 0.50-0.50; the validation family's 0.02-0.37) ...
+#: FWHM has hardly a flat top (a Gaussian is fitted as a Hann window, edge
+#: about the FWHM; the stress model's flat tops, edges of half the FWHM, are
+#: fitted at 0.50; the validation family's draws 0-119 at 0.02-0.39, our own
+#: simulator's at 0.02) ...
 SOFT_EDGE_FRACTION = 0.45
 #: ... and is shrink-wrapped at no more than this share of the blurred
 #: amplitude's maximum: at 0.12 shrink-wrap cut the envelope's sides where
