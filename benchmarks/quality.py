@@ -95,6 +95,13 @@ def run_texture(texture: str, *, seed: int, params: dict, folder: Path) -> dict:
 # The validation family
 # ---------------------------------------------------------------------------
 
+def z_subpixels_of(notes: list) -> int:
+    """The real-space pixels per map pixel along z a result was phased on
+    (from the note of :func:`nanotools.crossval.choose_z_subpixels`; 1
+    where no note says otherwise)."""
+    return int((_from_notes(notes, r"phased on (\d+) real-space pixels") or [1])[0])
+
+
 def _from_notes(notes: list, pattern: str) -> list | None:
     """Numbers of the first note matching ``pattern`` (a regex with groups)."""
     for note in notes:
@@ -167,7 +174,7 @@ def run_family_member(seed: int, *, params: dict, folder: Path, shape: tuple = (
         background=(_from_notes(notes, r"background ([\d.eE+-]+) counts") or [None])[0],
         peak_px=_from_notes(notes, r"Bragg peak at pixel \(([-\d.]+), ([-\d.]+)\)"),
         patch_nm=(_from_notes(notes, r"coherent patch ([\d.]+)") or [None])[0],
-        z_subpixels=int((_from_notes(notes, r"phased on (\d+) real-space pixels") or [1])[0]))
+        z_subpixels=z_subpixels_of(notes))
     return row
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import re
 import tempfile
 import time
 import warnings
@@ -30,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import preprocess_stress as stress
+from quality import z_subpixels_of
 
 from nanotools.analysis import compare_supercells, supercell_half_rows
 from nanotools.io import read_result
@@ -91,16 +91,6 @@ def image_draw(seed: int, folder: Path, params: dict | None = None) -> dict | No
     row["reliable"] = bool(cell.get("reliable", False))
     row["z_subpixels"] = z_subpixels_of(res["process"].get("notes", []))
     return row
-
-
-def z_subpixels_of(notes) -> int:
-    """The real-space pixels per map pixel along z a result was phased on
-    (from its notes; 1 where none says otherwise)."""
-    for note in notes:
-        found = re.search(r"phased on (\d+) real-space pixels per map pixel", str(note))
-        if found:
-            return int(found.group(1))
-    return 1
 
 
 def _run(args):

@@ -206,5 +206,7 @@ def choose_z_subpixels(prepared, *, seed: int = 0, n_starts: int = 32,
             f"of {coarse:.3g} per pixel on the map's own grid and {fine:.3g} on a grid "
             f"{CANDIDATES[1]} x finer along z ({ratio:.2f} x; the finer grid is taken below "
             f"{FREE_MISFIT_GAIN:g} x), {verdict}")
+    seconds = time.perf_counter() - t0
     return GridChoice(factor=factor, free_misfit=scores, starts=starts,
-                      held_out=int(held.sum()), seconds=time.perf_counter() - t0, note=note)
+                      held_out=int(held.sum()), seconds=seconds,
+                      note=f"{note} (the check took {seconds:.0f} s)")
