@@ -58,7 +58,7 @@ quality-family: $(VENV)/.test-installed
 
 bench: $(VENV)/.test-installed
 	$(BIN)/python -m pip install -q -e ".[bench]"
-	MPLBACKEND=agg $(BIN)/python benchmarks/speed.py
+	MPLBACKEND=agg $(BIN)/python benchmarks/speed.py --whole
 
 # Generated documentation: the bad-input table from the real command line.
 docs: $(VENV)/.test-installed

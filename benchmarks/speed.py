@@ -24,12 +24,16 @@ one run:
   reported apart. Median of the repeats.
 - **engine, plain**: the same sequence without amplitude constraint and
   shrink-wrap.
-- **whole default run** (2-D): ``phasing_time_s`` of the full default
-  sequence on 1 core and on all, set-up included (median of 3): the thread
-  scaling a user sees. Each all-core run follows its own measurement of
-  the floor, and the ratio of the two is reported (median and range of the
-  three pairs): on a shared machine both move by 10-20 % from one minute to
-  the next, the ratio of neighbours less.
+- **whole default run** (2-D; 3-D and the QM2 window too with
+  ``--whole``): ``phasing_time_s`` of the full default sequence on 1 core
+  and on all, set-up included (2-D: median of 3; otherwise one run each,
+  minutes): the time and the thread scaling a user sees. Each all-core run
+  follows its own measurement of the floor, and the ratio of the two is
+  reported (median and range of the pairs): on a shared machine both move
+  by 10-20 % from one minute to the next, the ratio of neighbours less.
+  The per-iteration columns are differences of two short runs; where one
+  of them stalls (another process, a page fault storm) they can even fall
+  below the floor, which a whole run cannot.
 - **one-start pairs**: every thread runs FFT pairs of its own start on its
   own one-thread plans, nothing else (the engine's pattern, bare); its gain
   from 1 to all cores is the ceiling of the engine's thread scaling on
@@ -243,7 +247,7 @@ def _cohere(prep, iters, repeats):
     return (best[iters[1]] - best[iters[0]]) / (iters[1] - iters[0]), version, dtype
 
 
-def run_case(name: str, quick: bool, with_cohere: bool) -> dict:
+def run_case(name: str, quick: bool, with_cohere: bool, whole: bool = False) -> dict:
     case = CASES[name]
     shape, n_starts = case["shape"], case["n_starts"]
     n_iter = case["quick_iter"] if quick else case["n_iter"]
@@ -263,16 +267,19 @@ def run_case(name: str, quick: bool, with_cohere: bool) -> dict:
     out["same_bits_1_vs_all"] = bool(np.array_equal(res.objects, res1.objects))
     out["plain_s"], _, _ = _engine(prep, n_starts, n_iter, repeats, cores,
                                 amplitude_constraint=0.0, shrink_wrap_every=0)
-    if name == "2d" and not quick:  # whole default runs: tens of seconds here, minutes in 3-D
+    if not quick and (name == "2d" or whole):  # tens of seconds in 2-D, minutes otherwise
         # each run against a floor measured just before it: both move by 10-20 %
         # between minutes on a shared machine, so a ratio of neighbours is steadier
+        n_runs = 3 if name == "2d" else 1
         runs, ratios = [], []
-        for _ in range(3):
+        for _ in range(n_runs):
             floor, _, _ = _floor_fftw(shape, n_starts, cores)
             runs.append(_whole_run(prep, n_starts, cores, 1))
             ratios.append(runs[-1] / (n_starts * FULL_ITERATIONS) / floor)
         out["run_s"], out["run_ratios"] = float(np.median(runs)), ratios
-        out["run1_s"] = _whole_run(prep, n_starts, 1, 3)
+        out["run1_s"] = _whole_run(prep, n_starts, 1, n_runs)
+        out["runs"] = n_runs
+        out["peak_rss_gib"] = _peak_rss_gib()
     if with_cohere:
         iters = ((4, 10) if quick else (10, 40)) if name == "2d" else ((2, 4) if quick else (2, 6))
         c, info, dtype = _cohere(prep, iters, 1 if quick else 2)
@@ -302,7 +309,8 @@ def _table(rows: list[dict]) -> str:
             f"| {us(d)} | {d / f:.2f} | {us(r['default1_s'])} | "
             f"{r['default1_s'] / d:.2f} / {r['floor1_s'] / f:.2f} / "
             f"{r['pairs1_s'] / r['pairs_s']:.2f} | {us(p)} | {p / f:.2f} | "
-            f"{full:.0f} s | {coh} | {r['peak_rss_gib']:.2f} |")
+            + (f"{r['run_s']:.0f} s measured" if "run_s" in r else f"{full:.0f} s projected")
+            + f" | {coh} | {r['peak_rss_gib']:.2f} |")
     return "\n".join(lines)
 
 
@@ -312,11 +320,13 @@ def main(argv=None) -> int:
                     help="half the iterations, one repeat, short cohere-core runs")
     ap.add_argument("--no-cohere", action="store_true")
     ap.add_argument("--cases", nargs="*", default=None, help="2d 3d qm2")
+    ap.add_argument("--whole", action="store_true",
+                    help="also time whole default runs in 3-D and the QM2 window (minutes)")
     ap.add_argument("--json", default=None, help="also write the rows here")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
-        print(json.dumps(run_case(args.child, args.quick, not args.no_cohere)))
+        print(json.dumps(run_case(args.child, args.quick, not args.no_cohere, args.whole)))
         return 0
     cases = args.cases or list(CASES)
     rows = []
@@ -324,6 +334,7 @@ def main(argv=None) -> int:
         cmd = [sys.executable, __file__, "--child", name]
         cmd += ["--quick"] if args.quick else []
         cmd += ["--no-cohere"] if args.no_cohere else []
+        cmd += ["--whole"] if args.whole else []
         t = time.perf_counter()
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode != 0:
@@ -340,13 +351,16 @@ def main(argv=None) -> int:
     for r in rows:
         if "run_s" in r:
             print(f"\nwhole default run, {r['case']} ({r['n_starts']} starts x {FULL_ITERATIONS} "
-                  f"iterations, set-up included, median of 3): {r['run1_s']:.2f} s on 1 core, "
+                  f"iterations, set-up included, "
+                  f"{'median of 3' if r.get('runs', 3) == 3 else 'one run each'}): "
+                  f"{r['run1_s']:.2f} s on 1 core, "
                   f"{r['run_s']:.2f} s on {r['cores']}: thread scaling "
                   f"{r['run1_s'] / r['run_s']:.2f}; "
                   f"{r['run_s'] / (r['n_starts'] * FULL_ITERATIONS) * 1e6:.0f} us per "
                   "start-iteration on all cores, "
                   f"{np.median(r['run_ratios']):.2f} x the all-core floor measured just before "
-                  f"each run (three pairs: {min(r['run_ratios']):.2f}-{max(r['run_ratios']):.2f})")
+                  f"each run (pairs: {min(r['run_ratios']):.2f}-{max(r['run_ratios']):.2f}); "
+                  f"peak RSS {r['peak_rss_gib']:.2f} GiB")
     from nanotools.backend import cpu_model, wisdom_path
     print(f"\n{cpu_model()}, {rows[0]['cores']} cores; FFTW wisdom {wisdom_path()}; "
           "load average (1 min) after each case: "
@@ -360,8 +374,9 @@ def main(argv=None) -> int:
           "constraint, no shrink-wrap. thread scaling: 1 core / all cores, for the engine, "
           "FFTW's batch transform, and one-start FFT pairs on one-thread plans, one "
           "start per thread (the engine's pattern with nothing else in it: the most this "
-          "machine gives such an engine). full default run: "
-          "projected, set-up + starts x 1 700 iterations. Same bits with 1 and all cores: "
+          "machine gives such an engine). full default run: measured where a whole run "
+          "was timed, else projected, set-up + starts x 1 700 iterations. "
+          "Same bits with 1 and all cores: "
           + ", ".join(f"{r['case']} {r['same_bits_1_vs_all']}" for r in rows) + ".")
     if args.json:
         with open(args.json, "w") as fh:
