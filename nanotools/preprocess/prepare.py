@@ -380,7 +380,7 @@ def finer_z_grid(prepared: PreparedMap, factor: int) -> PreparedMap:
     Parameters
     ----------
     prepared
-        A map on its own grid (``factor`` 1 returns it unchanged).
+        A map on its own grid.
     factor
         Real-space pixels per map pixel along z (>= 1; 1 = the map's own
         grid, its unmeasured pixels set to zero).
