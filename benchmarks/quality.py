@@ -25,11 +25,19 @@ Usage::
     python benchmarks/quality.py --family 40 [--first-seed 0] [--jobs 1]
         [--json rows.json] [--plot estimate.png] [-p NAME VALUE]
     python benchmarks/quality.py --seeds 0,11,20 [--counts-factor 20] [...]
+    python benchmarks/quality.py --rows family40.json
 
 ``--counts-factor F`` counts each draw's noise-free map again at F times its
 exposure (:func:`nanotools.simulate.family.recount`; F = 1 gives another
 noise realisation at the draw's own counts): whether more counts would have
 helped.
+
+The ``open`` column: for an ensemble draw, how far an image can be from the
+truth with the same expected map and a modulus as even along x
+(:func:`nanotools.simulate.family.order_phase_ambiguity`); the summary
+gives the draws open by more than 0.05 and the distribution of the others.
+``--rows FILE`` prints an earlier ``--json`` run's table and summary again,
+with that column computed where the rows lack it.
 """
 from __future__ import annotations
 
@@ -53,7 +61,7 @@ from nanotools.io import read_result, write_map
 from nanotools.params import parse_pairs
 from nanotools.pipeline import reconstruct_file
 from nanotools.simulate import TEXTURES, draw_family_member, simulate_map, truth_supercell
-from nanotools.simulate.family import recount
+from nanotools.simulate.family import order_phase_ambiguity, recount
 
 TARGET = 0.20   # the imaging issue's acceptance bound
 GOAL = 0.05     # where we want to be
@@ -134,7 +142,9 @@ def run_family_member(seed: int, *, params: dict, folder: Path, shape: tuple = (
                fringe_spacing_px=p["oversampling_z"],
                error=math.inf, seconds=None, failure=None, estimated_error=None,
                reliable=None, reliable_reason=None, measured={}, notes=[],
-               error_average=None, coherence_fitted=None)
+               error_average=None, coherence_fitted=None,
+               ambiguity=(order_phase_ambiguity(member.truth_supercell)
+                          if p["coherence"]["model"] == "ensemble" else None))
     folder = Path(folder)
     src = write_map(folder / f"family_{seed}.h5", member.rsm)
     out = folder / f"family_{seed}_result.h5"
@@ -194,7 +204,8 @@ def _print_row(r: dict) -> None:
           f"{r['counts']:8.1e} {r['coherence']:8s} {yn[r['substrate']]:>4s} "
           f"{yn[r['j0_below_j1']]:>5s} {r['error']:7.3f} {_fmt(r['seconds'], '6.1f')} "
           f"{_fmt(r['estimated_error'], '7.3f')} {yn[r['reliable']]:>4s} "
-          f"{_fmt(r.get('error_average'), '7.3f')} {_fmt(r.get('coherence_fitted'), '5.2f')}",
+          f"{_fmt(r.get('error_average'), '7.3f')} {_fmt(r.get('coherence_fitted'), '5.2f')} "
+          f"{_fmt(r.get('ambiguity'), '5.3f')}",
           flush=True)
     if r["failure"]:
         print(f"      failed: {r['failure']}", flush=True)
@@ -219,6 +230,13 @@ def summarise(rows: list) -> dict:
                worst_seeds=[r["seed"] for r in worst],
                failed_seeds=[r["seed"] for r in rows if not np.isfinite(r["error"])],
                worst_finished_seeds=[r["seed"] for r in finite[:8]])
+    if any("ambiguity" in r for r in rows):  # rows of runs before the column lack it
+        shut = [r for r in rows if (r.get("ambiguity") or 0.0) <= GOAL]
+        e_shut = np.array([r["error"] for r in shut], float)
+        out["determined"] = dict(
+            n=len(shut), within_005=float(np.mean(e_shut <= GOAL)) if shut else None,
+            median=float(np.quantile(e_shut, 0.5, method="inverted_cdf")) if shut else None,
+            open_seeds=[r["seed"] for r in rows if (r.get("ambiguity") or 0.0) > GOAL])
     plain = [r for r in rows if r.get("error_average") is not None]
     if plain:  # the same runs' plain cluster average, before the refinement
         e_ref = np.array([r["error"] for r in plain])
@@ -290,6 +308,13 @@ def _print_summary(s: dict, rows: list | None = None) -> None:
               f"-> {f['median_refined']:.3f} (refined); within {GOAL}: "
               f"{100 * f['within_005_average']:.0f} % -> {100 * f['within_005_refined']:.0f} %; "
               f"{f['better']} better, {f['worse']} worse by more than 0.005")
+    d = s.get("determined")
+    if d is not None:
+        print(f"ensembles whose data leave the image open by more than {GOAL} (order-phase "
+              f"ambiguity, the 'open' column): {len(d['open_seeds'])} "
+              f"({', '.join(map(str, d['open_seeds'])) or 'none'}); on the other "
+              f"{d['n']} draws: median {_fmt(d['median'], '.3f')}, within {GOAL} "
+              f"{100 * (d['within_005'] or 0):.0f} %")
     finer = [r["seed"] for r in rows or [] if (r["measured"].get("z_subpixels") or 1) > 1]
     if finer:
         print(f"phased on a finer z grid: {len(finer)} draws ({', '.join(map(str, finer))})")
@@ -348,7 +373,7 @@ def run_family(n: int, *, first_seed: int, jobs: int, params: dict, json_path=No
           f"{'defaults' if not params else params}, {jobs} job(s), on {cpu_model()} "
           f"({os.cpu_count()} cores)")
     print(" seed texture     P/nm   t/nm   counts coherent  sub J0<J1   error      s "
-          "estimate reli average  coh")
+          "estimate reli average  coh  open")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         if jobs <= 1:
@@ -377,6 +402,24 @@ def run_family(n: int, *, first_seed: int, jobs: int, params: dict, json_path=No
     return 0 if ok else 1
 
 
+def summarise_rows(path: Path) -> int:
+    """Print the summary of a ``--json`` file's rows again, with the
+    order-phase ambiguity of each ensemble draw (a function of its seed)
+    added where the run predates that column."""
+    rows = json.loads(path.read_text())["rows"]
+    for r in rows:
+        r["error"] = math.inf if r["error"] is None else r["error"]
+        if "ambiguity" not in r:
+            member = draw_family_member(r["seed"])
+            r["ambiguity"] = (order_phase_ambiguity(member.truth_supercell)
+                              if r["coherence"] == "ensemble" else None)
+    print(f"validation family: the {len(rows)} rows of {path}")
+    for r in rows:
+        _print_row(r)
+    _print_summary(summarise(rows), rows)
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seed", type=int, default=0)
@@ -392,8 +435,13 @@ def main(argv=None) -> int:
     ap.add_argument("--json", default=None, metavar="FILE", help="write every row (family)")
     ap.add_argument("--plot", default=None, metavar="FILE",
                     help="PNG of estimated against true error (family)")
+    ap.add_argument("--rows", default=None, metavar="FILE",
+                    help="summarise the rows of an earlier --json run instead of running "
+                         "(the 'open' column computed where they lack it)")
     ap.add_argument("-p", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"))
     args = ap.parse_args(argv)
+    if args.rows:
+        return summarise_rows(Path(args.rows))
     params = parse_pairs(args.p)
     seeds = None
     if args.seeds:

@@ -8,7 +8,7 @@ import pytest
 from nanotools.analysis import compare_supercells
 from nanotools.errors import ParameterError
 from nanotools.simulate import draw_family_member
-from nanotools.simulate.family import family_supercell
+from nanotools.simulate.family import family_supercell, order_phase_ambiguity
 
 
 def _fwhm(y):
@@ -270,6 +270,12 @@ def test_benchmark_summary_counts_failures_and_the_estimate():
     assert (e["n"], e["above_010"], e["above_010_flagged"], e["unflagged_seeds"]) == (4, 2, 1, [3])
     assert (e["at_most_010"], e["within_factor_2"]) == (2, 1)
     assert summarise([row(0, 0.02)]).get("estimate") is None
+    # the draws the data determine: one-patch (None) and ensembles open by at most 0.05
+    rows = [dict(row(0, 0.02), ambiguity=None), dict(row(1, 0.30), ambiguity=0.40),
+            dict(row(2, 0.04), ambiguity=0.01), dict(row(3, 0.09), ambiguity=None)]
+    d = summarise(rows)["determined"]
+    assert (d["n"], d["open_seeds"], d["median"]) == (3, [1], 0.04)
+    assert d["within_005"] == pytest.approx(2 / 3)
 
 
 def test_benchmark_estimate_plot_is_written(tmp_path):
@@ -306,3 +312,29 @@ def test_rod_mask_from_the_truth_is_narrower_than_whole_columns():
                                         pixels.mask.shape)]
     assert pixels.mask[peak[0] - start[0], peak[1] - start[1]]
     assert subtracted.mask[peak[0] - start[0], peak[1] - start[1]]
+
+
+def test_order_phase_ambiguity_of_an_amplitude_wave_is_four_ninths():
+    """rho = 1 + cos(theta)/2 and rho' = 1 + i cos(theta)/2 (orders +-1 turned
+    by 90 degrees) have the same ensemble map, and rho' varies less along x;
+    the best complex fit of rho' to rho misses by sqrt(16/81) = 4/9, the
+    largest such miss (a turn by 180 degrees is a shift by half a period)."""
+    theta = np.arange(32)[:, None] * 2 * np.pi / 32
+    cell = (1 + 0.5 * np.cos(theta)) * np.ones((1, 9))
+    assert order_phase_ambiguity(cell) == pytest.approx(4 / 9, abs=0.003)
+
+
+def test_order_phase_ambiguity_of_a_pure_displacement_wave_is_zero():
+    """A constant modulus: any turn of the orders makes it vary along x."""
+    theta = np.arange(32)[:, None] * 2 * np.pi / 32
+    cell = np.exp(1j * 1.2 * np.cos(theta)) * np.ones((1, 9))
+    assert order_phase_ambiguity(cell) < 0.005
+
+
+@pytest.mark.parametrize("seed, low, high", [(13, 0.0, 0.005), (3, 0.43, 0.48)])
+def test_order_phase_ambiguity_of_family_ensembles(seed, low, high):
+    """Draw 13 (harmonic ensemble, measured 0.002) is pinned by its data and
+    the amplitude prior; draw 3 (amplitude ensemble, 0.455) is not."""
+    member = draw_family_member(seed)
+    assert member.parameters["coherence"]["model"] == "ensemble"
+    assert low <= order_phase_ambiguity(member.truth_supercell) <= high

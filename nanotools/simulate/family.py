@@ -67,7 +67,7 @@ from ..errors import ParameterError
 from ..io import ReciprocalSpaceMap
 
 __all__ = ["FAMILY_TEXTURES", "FamilyMember", "draw_family_member", "family_supercell",
-           "recount"]
+           "order_phase_ambiguity", "recount"]
 
 FAMILY_TEXTURES = ("harmonic", "laminate", "amplitude", "vortex")
 
@@ -563,3 +563,93 @@ def recount(member: FamilyMember, factor: float) -> FamilyMember:
     amplitude = None if member.amplitude is None else member.amplitude * np.sqrt(factor)
     return replace(member, rsm=rsm, expected=expected, amplitude=amplitude,
                    parameters=parameters)
+
+
+# ---------------------------------------------------------------------------
+# What an ensemble's data leave open
+# ---------------------------------------------------------------------------
+
+def _variation_along_x(cell: np.ndarray, rows: np.ndarray) -> float:
+    """RMS of the modulus about its mean over the period, relative to the
+    mean modulus, on the whole rows ``rows``: what the phasing's amplitude
+    prior (the modulus even along x) pulls to zero."""
+    a = np.abs(cell[:, rows])
+    return float(np.sqrt(((a - a.mean(axis=0)) ** 2).mean()) / a.mean())
+
+
+def order_phase_ambiguity(cell: np.ndarray, *, directions: int = 60, max_rad: float = 3.0,
+                          seed: int = 0) -> float:
+    """How far an image can move without changing an ensemble's map.
+
+    In the ensemble model every patch lays its cells from a random start,
+    uniform over one period, so the interference between satellite orders
+    ``n != m`` averages to zero: the expected map is
+    ``sum_n |FT_z c_n(qz)|^2`` (each order's rod, convolved along qx with
+    the patch's ``|W|^2``), where ``c_n(z)`` is order ``n`` of the supercell
+    along x. Every supercell whose orders are ``exp(i phi_n) c_n`` has that
+    map and the same z support; only a real-space prior can tell them apart,
+    and the phasing's is the amplitude prior (the modulus even along x).
+
+    This searches such supercells: ``phi = lam d`` along ``directions``
+    random directions ``d`` (normal on the orders that carry power, their
+    linear part, a lateral shift, removed), ``lam`` from 0 to ``max_rad`` in
+    steps of 0.05 until the modulus varies along x more than the truth's
+    does (+ 0.001). It returns the largest :func:`compare_supercells` error
+    to ``cell`` found: a lower bound on how far an image that fits the data
+    exactly and obeys the prior at least as well as the truth can be from
+    it. A pure displacement texture (constant modulus) gives about 0; a
+    texture of varying scattering strength can give 0.3 or more. It says
+    nothing about the one-patch model, whose map keeps the interference.
+
+    Parameters
+    ----------
+    cell
+        Complex supercell ``(n_cell, n_film)`` (one period x the film),
+        e.g. :attr:`FamilyMember.truth_supercell`.
+    directions, max_rad, seed
+        Number of random directions, largest step along each (rad), and the
+        seed of the directions.
+
+    Returns
+    -------
+    float
+        The largest error found (0 = the data and the prior pin the image).
+    """
+    from ..analysis import compare_supercells
+
+    cell = np.asarray(cell, complex)
+    n_cell = cell.shape[0]
+    column = np.abs(cell).sum(axis=0)
+    rows = np.flatnonzero(column > 0.98 * column.max())  # whole film rows only
+    orders = np.fft.fft(cell, axis=0)
+    power = (np.abs(orders) ** 2).sum(axis=1)
+    live = np.flatnonzero(power > 1e-4 * power.max())
+    freq = np.fft.fftfreq(n_cell, 1 / n_cell)[live]
+    live, freq = live[freq != 0], freq[freq != 0]  # order 0 sets the global phase
+    w = power[live]
+    reference = _variation_along_x(cell, rows)
+    norm = np.linalg.norm(cell)
+    rng = np.random.default_rng(seed)
+    worst = 0.0
+    for _ in range(directions):
+        d = rng.standard_normal(len(live))
+        d -= (w * freq * d).sum() / (w * freq * freq).sum() * freq
+        # follow the path while the prior holds; keep its point farthest from
+        # the truth after the best lateral shift (a cheap stand-in for
+        # compare_supercells, which then measures that point)
+        best, best_lam = 0.0, None
+        for lam in np.arange(0.05, max_rad + 1e-9, 0.05):
+            moved = orders.copy()
+            moved[live] *= np.exp(1j * lam * d)[:, None]
+            image = np.fft.ifft(moved, axis=0)
+            if _variation_along_x(image, rows) > reference + 1e-3:
+                break
+            overlap = np.abs(np.fft.ifft((np.conj(moved) * orders).sum(axis=1))).max()
+            distance = 1 - (overlap / norm ** 2) ** 2  # the norm is unchanged by phi
+            if distance > best:
+                best, best_lam = distance, lam
+        if best_lam is not None:
+            moved = orders.copy()
+            moved[live] *= np.exp(1j * best_lam * d)[:, None]
+            worst = max(worst, compare_supercells(np.fft.ifft(moved, axis=0), cell))
+    return float(worst)
