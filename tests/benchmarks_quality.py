@@ -10,3 +10,4 @@ run_texture = _module.run_texture
 run_family_member = _module.run_family_member
 summarise = _module.summarise
 plot_estimate = _module.plot_estimate
+summarise_rows = _module.summarise_rows
