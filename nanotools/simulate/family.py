@@ -62,7 +62,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from ..analysis import supercell_half_rows
+from ..analysis import compare_supercells, supercell_half_rows
 from ..errors import ParameterError
 from ..io import ReciprocalSpaceMap
 
@@ -593,8 +593,8 @@ def order_phase_ambiguity(cell: np.ndarray, *, directions: int = 60, max_rad: fl
     This searches such supercells: ``phi = lam d`` along ``directions``
     random directions ``d`` (normal on the orders that carry power, their
     linear part, a lateral shift, removed), ``lam`` from 0 to ``max_rad`` in
-    steps of 0.05 until the modulus varies along x more than the truth's
-    does (+ 0.001). It returns the largest :func:`compare_supercells` error
+    steps of 0.05 until the modulus varies along x more than that of
+    ``cell`` (the truth) does (+ 0.001). It returns the largest :func:`compare_supercells` error
     to ``cell`` found: a lower bound on how far an image that fits the data
     exactly and obeys the prior at least as well as the truth can be from
     it. A pure displacement texture (constant modulus) gives about 0; a
@@ -615,8 +615,6 @@ def order_phase_ambiguity(cell: np.ndarray, *, directions: int = 60, max_rad: fl
     float
         The largest error found (0 = the data and the prior pin the image).
     """
-    from ..analysis import compare_supercells
-
     cell = np.asarray(cell, complex)
     n_cell = cell.shape[0]
     column = np.abs(cell).sum(axis=0)
@@ -626,6 +624,8 @@ def order_phase_ambiguity(cell: np.ndarray, *, directions: int = 60, max_rad: fl
     live = np.flatnonzero(power > 1e-4 * power.max())
     freq = np.fft.fftfreq(n_cell, 1 / n_cell)[live]
     live, freq = live[freq != 0], freq[freq != 0]  # order 0 sets the global phase
+    if len(live) == 0:  # no texture: nothing to turn
+        return 0.0
     w = power[live]
     reference = _variation_along_x(cell, rows)
     norm = np.linalg.norm(cell)
@@ -637,7 +637,7 @@ def order_phase_ambiguity(cell: np.ndarray, *, directions: int = 60, max_rad: fl
         # follow the path while the prior holds; keep its point farthest from
         # the truth after the best lateral shift (a cheap stand-in for
         # compare_supercells, which then measures that point)
-        best, best_lam = 0.0, None
+        best, farthest = 0.0, None
         for lam in np.arange(0.05, max_rad + 1e-9, 0.05):
             moved = orders.copy()
             moved[live] *= np.exp(1j * lam * d)[:, None]
@@ -647,9 +647,7 @@ def order_phase_ambiguity(cell: np.ndarray, *, directions: int = 60, max_rad: fl
             overlap = np.abs(np.fft.ifft((np.conj(moved) * orders).sum(axis=1))).max()
             distance = 1 - (overlap / norm ** 2) ** 2  # the norm is unchanged by phi
             if distance > best:
-                best, best_lam = distance, lam
-        if best_lam is not None:
-            moved = orders.copy()
-            moved[live] *= np.exp(1j * best_lam * d)[:, None]
-            worst = max(worst, compare_supercells(np.fft.ifft(moved, axis=0), cell))
+                best, farthest = distance, image
+        if farthest is not None:
+            worst = max(worst, compare_supercells(farthest, cell))
     return float(worst)
