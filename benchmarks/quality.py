@@ -110,6 +110,15 @@ def z_subpixels_of(notes: list) -> int:
     return int((_from_notes(notes, r"phased on (\d+) real-space pixels") or [1])[0])
 
 
+def open_by(member) -> float | None:
+    """The draw's order-phase ambiguity (the ``open`` column): for an
+    ensemble, :func:`order_phase_ambiguity` of its truth; None for one
+    patch, whose map keeps the interference between orders."""
+    if member.parameters["coherence"]["model"] != "ensemble":
+        return None
+    return order_phase_ambiguity(member.truth_supercell)
+
+
 def _from_notes(notes: list, pattern: str) -> list | None:
     """Numbers of the first note matching ``pattern`` (a regex with groups)."""
     for note in notes:
@@ -142,9 +151,7 @@ def run_family_member(seed: int, *, params: dict, folder: Path, shape: tuple = (
                fringe_spacing_px=p["oversampling_z"],
                error=math.inf, seconds=None, failure=None, estimated_error=None,
                reliable=None, reliable_reason=None, measured={}, notes=[],
-               error_average=None, coherence_fitted=None,
-               ambiguity=(order_phase_ambiguity(member.truth_supercell)
-                          if p["coherence"]["model"] == "ensemble" else None))
+               error_average=None, coherence_fitted=None, ambiguity=open_by(member))
     folder = Path(folder)
     src = write_map(folder / f"family_{seed}.h5", member.rsm)
     out = folder / f"family_{seed}_result.h5"
@@ -410,9 +417,7 @@ def summarise_rows(path: Path) -> int:
     for r in rows:
         r["error"] = math.inf if r["error"] is None else r["error"]
         if "ambiguity" not in r:
-            member = draw_family_member(r["seed"])
-            r["ambiguity"] = (order_phase_ambiguity(member.truth_supercell)
-                              if r["coherence"] == "ensemble" else None)
+            r["ambiguity"] = open_by(draw_family_member(r["seed"]))
     print(f"validation family: the {len(rows)} rows of {path}")
     for r in rows:
         _print_row(r)
