@@ -441,12 +441,17 @@ def phase_retrieval(prepared, *, n_starts: int = _D["n_starts"], seed: int = 0, 
                   psf_start=psf_start, psf_update_every=psf_update_every,
                   pixel_average=bool(pixel_average), precision=precision, backend=be.name)
     return PhasingResult(
-        objects=np.concatenate(out_objects), supports=np.concatenate(out_supports),
-        fourier_error=np.concatenate(out_err), llk=np.concatenate(out_llk),
-        history=np.concatenate(out_hist), start_indices=np.arange(start, start + n_starts),
+        objects=_joined(out_objects), supports=_joined(out_supports),
+        fourier_error=_joined(out_err), llk=_joined(out_llk),
+        history=_joined(out_hist), start_indices=np.arange(start, start + n_starts),
         seed=seed, algorithm=algorithm, n_iterations=n_iterations,
         phasing_time_s=time.perf_counter() - t0, parameters=params,
-        psf=None if psf0 is None else np.concatenate(out_psf))
+        psf=None if psf0 is None else _joined(out_psf))
+
+
+def _joined(parts: list) -> np.ndarray:
+    """The batches' arrays end to end; one batch's as it is (no copy)."""
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 def _psf_window(shape, prepared, period_px) -> np.ndarray:
@@ -738,8 +743,10 @@ def _run_batch(be: Backend, intensity, measured_c, support0, ks, *, counts, tran
             for f in futures:
                 f.result()  # re-raise a thread's error
     history = (np.sqrt(be.asnumpy(misfit2)) / norm_data).astype(np.float32)
-    obj = be.asnumpy(plan.psi).copy()
-    sup = be.asnumpy(support).copy()
+    # the batch's own buffers, not copies (the plans are done with them): a
+    # copy of a 3-D batch was 128 MB more at the peak and 0.1 s of page faults
+    obj = be.asnumpy(plan.psi)
+    sup = be.asnumpy(support)
     psf_out = None if psf0 is None else centred(be.asnumpy(psf), len(shape)).astype(np.float32)
     return obj, sup, history[:, -1].astype(float), history, llk, psf_out
 
