@@ -358,7 +358,7 @@ class Backend:
         return FFTPlan(self, tuple(int(n) for n in shape))
 
     # ---------------------------------------------------------------- kernels
-    def fourier_projection(self, F, amp, weight, free, err2, plan: FFTPlan) -> None:
+    def fourier_projection(self, F, amp, measured, err2, plan: FFTPlan) -> None:
         """Replace the modulus of ``F`` by the measured one, in place, and
         return each start's squared misfit.
 
@@ -370,9 +370,9 @@ class Backend:
             for the plan's inverse transform.
         amp
             ``(n_pixels,)`` real: measured modulus, 0 where not measured.
-        weight, free
-            ``(n_pixels,)`` real: 1 / 0 where measured, 0 / 1 where masked
-            (masked pixels keep their modulus: free).
+        measured
+            ``(n_pixels,)`` bool: False where masked (masked pixels keep
+            their modulus: free).
         err2
             ``(n_starts,)`` float64, out: sum over measured pixels of
             ``(|F| - amp)^2`` (the Fourier error without an extra pass).
@@ -382,19 +382,19 @@ class Backend:
         c_mod = self.real_dtype.type(plan.modulus_scale)
         c_proj = self.real_dtype.type(plan.projection_scale)
         if self._kernels is not None:
-            self._kernels["fourier"](F, amp, weight, free, c_mod, c_proj,
+            self._kernels["fourier"](F, amp, measured, c_mod, c_proj,
                                      self.real_dtype.type(1e-12), err2)
             return
         xp = self.xp
         m = xp.abs(F)
         if plan.modulus_scale != 1.0:
             m *= c_mod
-        d = m * weight
+        d = m * measured
         d -= amp
         err2[...] = xp.sum(d.astype(np.float64) ** 2, axis=1)
         xp.maximum(m, 1e-12, out=m)
         scale = amp / m
-        scale += free
+        scale += ~measured
         if plan.projection_scale != 1.0:
             scale *= c_proj
         F *= scale
@@ -413,7 +413,7 @@ class Backend:
         if plan.modulus_scale != 1.0:
             out *= c2
 
-    def fourier_projection_partial(self, F, model, centre, amp, weight, free, err2,
+    def fourier_projection_partial(self, F, model, centre, amp, measured, err2,
                                    plan: FFTPlan) -> None:
         """The Fourier projection of a partially coherent model, in place:
         ``F`` times ``amp / sqrt(model)`` where measured, unchanged where
@@ -433,7 +433,7 @@ class Backend:
             non-negative); taking that bound where the transform's round-off
             left less keeps the rescaling finite (at most
             ``1 / sqrt(centre)``) at the darkest pixels.
-        amp, weight, free
+        amp, measured
             As in :meth:`fourier_projection`.
         err2
             ``(n_starts,)`` float64, out: sum over measured pixels of
@@ -443,7 +443,7 @@ class Backend:
         eps = self.real_dtype.type(1e-12)
         c_mod2 = self.real_dtype.type(plan.modulus_scale ** 2)
         if self._kernels is not None:
-            self._kernels["fourier_partial"](F, model, centre, amp, weight, free, c_mod2, c_proj,
+            self._kernels["fourier_partial"](F, model, centre, amp, measured, c_mod2, c_proj,
                                              eps, err2)
             return
         xp = self.xp
@@ -451,12 +451,12 @@ class Backend:
         coherent += F.imag * F.imag
         coherent *= c_mod2 * centre[:, None]
         m = xp.sqrt(xp.maximum(model, coherent))
-        d = m * weight
+        d = m * measured
         d -= amp
         err2[...] = xp.sum(d.astype(np.float64) ** 2, axis=1)
         xp.maximum(m, eps, out=m)
         scale = amp / m
-        scale += free
+        scale += ~measured
         if plan.projection_scale != 1.0:
             scale *= c_proj
         F *= scale

@@ -117,7 +117,7 @@ class PartialCoherence:
         spec = self.conv.spectrum()[:len(psf)]
         return (spec.real * self.conv.scale).astype(self.be.real_dtype)
 
-    def project(self, F, otf, centre, amp, weight, free, err2, plan: FFTPlan) -> None:
+    def project(self, F, otf, centre, amp, measured, err2, plan: FFTPlan) -> None:
         """The partially coherent Fourier projection of ``F`` (``(chunk,
         n_pixels)``, in place), see
         :meth:`~nanotools.backend.Backend.fourier_projection_partial`;
@@ -125,8 +125,8 @@ class PartialCoherence:
         shift."""
         self.be.model_intensity(F, plan, self._flat)
         model = self.conv(otf)
-        self.be.fourier_projection_partial(F, model.reshape(len(F), -1), centre, amp, weight,
-                                           free, err2, plan)
+        self.be.fourier_projection_partial(F, model.reshape(len(F), -1), centre, amp, measured,
+                                           err2, plan)
 
     def model(self, F, otf, plan: FFTPlan):
         """The model intensity ``|F|^2 (*) PSF`` of a chunk, ``(chunk,

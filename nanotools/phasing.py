@@ -536,8 +536,7 @@ def _run_batch(be: Backend, intensity, measured_c, support0, ks, *, counts, tran
         # data in FFT layout, flattened: the Fourier projection is per pixel
         amp_c = np.sqrt(intensity) * measured_c
         amp = be.asarray(np.fft.ifftshift(amp_c).ravel(), be.real_dtype)
-        weight = be.asarray(np.fft.ifftshift(measured_c).ravel(), be.real_dtype)
-        free = be.asarray(1.0 - np.fft.ifftshift(measured_c).ravel(), be.real_dtype)
+        measured = be.asarray(np.fft.ifftshift(measured_c).ravel(), bool)
         norm_data = float(np.sqrt(np.sum(amp_c.astype(be.real_dtype) ** 2)))
         box = be.asarray(support0)
         start_amp = _start_amplitude(intensity, measured_c)  # each thread fills its own starts
@@ -602,7 +601,7 @@ def _run_batch(be: Backend, intensity, measured_c, support0, ks, *, counts, tran
         keeps = np.array([rt(1 - st) for _, st, *_ in schedule], be.real_dtype)
         use_amp = np.array([st > 0 for _, st, *_ in schedule])
         wraps = [k for k, step in enumerate(schedule) if step[4]]
-        constants = (amp, weight, free, rt(plan.modulus_scale), rt(plan.projection_scale),
+        constants = (amp, measured, rt(plan.modulus_scale), rt(plan.projection_scale),
                      rt(1e-12), c1s, c2s, strengths, keeps, use_amp)
         # without the amplitude constraint: placeholders of the right types, never read
         blank = be.xp.zeros((1, 1, 1, 1), be.real_dtype)
@@ -662,10 +661,10 @@ def _run_batch(be: Backend, intensity, measured_c, support0, ks, *, counts, tran
             # elsewhere; the misfit comes out of the same pass
             plan.forward(i)
             if partial:
-                s.coherence.project(F_c, otf[c], psf_centre[c], amp, weight, free,
-                                    err_c[:, it], plan)
+                s.coherence.project(F_c, otf[c], psf_centre[c], amp, measured, err_c[:, it],
+                                    plan)
             else:
-                be.fourier_projection(F_c, amp, weight, free, err_c[:, it], plan)
+                be.fourier_projection(F_c, amp, measured, err_c[:, it], plan)
             plan.inverse(i)
             # -- real-space update (p = plan.F)
             if strength > 0:
